@@ -1,0 +1,31 @@
+# Makefile for mq (PGXS).
+#
+#   make                 build
+#   make install         install into the server given by PG_CONFIG
+#   make installcheck    pg_regress against a running server (PGHOST/PGPORT)
+#   bash test/run_tests.sh   the whole suite on a throwaway cluster
+
+EXTENSION  = mq
+MODULE_big = mq
+OBJS = \
+	src/mq.o \
+	src/catalog.o \
+	src/queue.o \
+	src/spi_util.o
+
+DATA = mq--0.1.0.sql
+PGFILEDESC = "mq - message broker inside PostgreSQL"
+
+REGRESS = $(basename $(notdir $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --load-extension=mq
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
+	-Wno-sign-compare -Wno-cast-function-type
+ifeq ($(MQ_WERROR),1)
+PG_CFLAGS += -Werror
+endif
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,233 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Queue names and the per-backend queue cache.
+ *
+ * The hot paths look a queue up by name on every call.  Going to mq.queue
+ * each time would cost an index scan per message, so each backend keeps a
+ * hash table of the queues it has used.  The whole table is dropped when
+ * a relcache invalidation for mq.queue arrives: mq's administrative
+ * functions send one (mq._invalidate_queue_cache) whenever they change a
+ * row, and it is delivered at commit to every backend, or undone locally
+ * at abort.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mq.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+PG_FUNCTION_INFO_V1(mq_check_name);
+PG_FUNCTION_INFO_V1(mq_invalidate_queue_cache);
+
+/* name -> MqQueue; NULL when empty or invalidated */
+static HTAB *mq_queue_cache = NULL;
+
+/* OID of mq.queue, looked up once; InvalidOid until then */
+static Oid	mq_queue_relid = InvalidOid;
+
+static MqStmt mq_stmt_queue_lookup = {
+	"SELECT queue_id, visibility_timeout, max_attempts"
+	"  FROM mq.queue WHERE queue_name OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}
+};
+
+/*
+ * mq_queue_cache_invalidate
+ *		Relcache callback: drop the cache when mq.queue (or everything) is
+ *		invalidated.
+ */
+static void
+mq_queue_cache_invalidate(Datum arg, Oid relid)
+{
+	if (relid != InvalidOid && relid != mq_queue_relid)
+		return;
+	if (mq_queue_cache != NULL)
+	{
+		hash_destroy(mq_queue_cache);
+		mq_queue_cache = NULL;
+	}
+	/* the extension may have been dropped and created again */
+	mq_queue_relid = InvalidOid;
+}
+
+/*
+ * mq_catalog_init
+ *		Register the invalidation callback; called once from _PG_init.
+ */
+void
+mq_catalog_init(void)
+{
+	CacheRegisterRelcacheCallback(mq_queue_cache_invalidate, (Datum) 0);
+}
+
+/*
+ * mq_queue_relid_get
+ *		OID of mq.queue, cached.
+ */
+static Oid
+mq_queue_relid_get(void)
+{
+	if (!OidIsValid(mq_queue_relid))
+	{
+		Oid			nsp = get_namespace_oid("mq", false);
+
+		mq_queue_relid = get_relname_relid("queue", nsp);
+		if (!OidIsValid(mq_queue_relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table mq.queue is missing"),
+					 errhint("Reinstall the extension with DROP EXTENSION mq; CREATE EXTENSION mq.")));
+	}
+	return mq_queue_relid;
+}
+
+/*
+ * mq_check_queue_name
+ *		Raise an error unless name (len bytes, not NUL-terminated) is a valid
+ *		queue name: 1 to 63 bytes of ASCII letters, digits, '_' and '-',
+ *		starting with a letter or '_'.
+ */
+void
+mq_check_queue_name(const char *name, int len)
+{
+	int			i;
+
+	if (len > MQ_MAX_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("queue name \"%.*s...\" is too long", 20, name),
+				 errdetail("A queue name may be at most %d bytes long; this one has %d.",
+						   MQ_MAX_NAME_LEN, len)));
+	for (i = 0; i < len; i++)
+	{
+		char		c = name[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+			(i > 0 && ((c >= '0' && c <= '9') || c == '-')))
+			continue;
+		break;
+	}
+	if (len == 0 || i < len)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid queue name \"%.*s\"", len, name),
+				 errdetail("A queue name starts with a letter or underscore and contains only letters, digits, underscores and hyphens.")));
+}
+
+/*
+ * mq_check_name
+ *		SQL-callable name check: mq._check_name(text).
+ */
+Datum
+mq_check_name(PG_FUNCTION_ARGS)
+{
+	text	   *name = PG_GETARG_TEXT_PP(0);
+
+	mq_check_queue_name(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
+	PG_RETURN_VOID();
+}
+
+/*
+ * mq_invalidate_queue_cache
+ *		SQL-callable: make every backend drop its queue cache at commit.
+ */
+Datum
+mq_invalidate_queue_cache(PG_FUNCTION_ARGS)
+{
+	CacheInvalidateRelcacheByRelid(mq_queue_relid_get());
+	PG_RETURN_VOID();
+}
+
+/*
+ * mq_queue_load
+ *		Read one queue's row into entry.  Returns false if there is none.
+ *		Must run inside SPI_connect().
+ */
+static bool
+mq_queue_load(text *queue_name, MqQueue *entry)
+{
+	Datum		values[1];
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+
+	values[0] = PointerGetDatum(queue_name);
+	mq_stmt_exec(&mq_stmt_queue_lookup, values, NULL, 1);
+	if (SPI_processed == 0)
+		return false;
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	entry->queue_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+	entry->visibility_timeout =
+		*DatumGetIntervalP(SPI_getbinval(tup, desc, 2, &isnull));
+	entry->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	return true;
+}
+
+/*
+ * mq_queue_get
+ *		The cached queue called queue_name; an error if it does not exist.
+ *
+ * Must run inside SPI_connect() (a cache miss reads mq.queue).  The result
+ * is valid until the next invalidation, i.e. for the rest of the calling
+ * function as long as it does not process invalidations in between; callers
+ * copy what they need.
+ */
+const MqQueue *
+mq_queue_get(text *queue_name)
+{
+	const char *name = VARDATA_ANY(queue_name);
+	int			len = VARSIZE_ANY_EXHDR(queue_name);
+	char		key[NAMEDATALEN];
+	MqQueue    *entry;
+	MqQueue		loaded;
+	bool		found;
+
+	if (len > MQ_MAX_NAME_LEN)
+		mq_check_queue_name(name, len);
+	memset(key, 0, sizeof(key));
+	memcpy(key, name, len);
+
+	if (mq_queue_cache != NULL)
+	{
+		entry = hash_search(mq_queue_cache, key, HASH_FIND, NULL);
+		if (entry != NULL)
+			return entry;
+	}
+
+	(void) mq_queue_relid_get();
+	if (!mq_queue_load(queue_name, &loaded))
+	{
+		mq_check_queue_name(name, len);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("queue \"%s\" does not exist", key),
+				 errhint("Create it with mq.create_queue().")));
+	}
+
+	/* loading may have processed an invalidation; (re)build the table */
+	if (mq_queue_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(MqQueue);
+		ctl.hcxt = TopMemoryContext;
+		mq_queue_cache = hash_create("mq queue cache", 64, &ctl,
+									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	entry = hash_search(mq_queue_cache, key, HASH_ENTER, &found);
+	memcpy(entry->name, key, NAMEDATALEN);
+	entry->queue_id = loaded.queue_id;
+	entry->visibility_timeout = loaded.visibility_timeout;
+	entry->max_attempts = loaded.max_attempts;
+	return entry;
+}

@@ -1,0 +1,158 @@
+/*-------------------------------------------------------------------------
+ *
+ * spi_util.c
+ *	  Saved SPI plans, set-returning-function plumbing and the argument
+ *	  checks that every SQL-callable function of mq shares.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mq.h"
+
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+/*
+ * mq_stmt_plan
+ *		Return the saved plan of stmt, preparing and saving it on first use.
+ *
+ * Must be called inside SPI_connect().  The saved plan lives in the plan
+ * cache for the rest of the backend's life.
+ */
+SPIPlanPtr
+mq_stmt_plan(MqStmt *stmt)
+{
+	if (stmt->plan == NULL)
+	{
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->argtypes);
+		if (plan == NULL)
+			elog(ERROR, "mq: SPI_prepare failed for \"%s\": %s",
+				 stmt->sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "mq: SPI_keepplan failed");
+		stmt->plan = plan;
+	}
+	return stmt->plan;
+}
+
+/*
+ * mq_stmt_exec
+ *		Execute stmt with the given arguments; results land in SPI_tuptable.
+ */
+void
+mq_stmt_exec(MqStmt *stmt, Datum *values, const char *nulls, long count)
+{
+	int			rc;
+
+	rc = SPI_execute_plan(mq_stmt_plan(stmt), values, nulls, false, count);
+	if (rc < 0)
+		elog(ERROR, "mq: SPI_execute_plan failed: %s",
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * mq_srf_init
+ *		Set up a materialized set-returning function call.
+ *
+ * Returns the tuplestore to fill (allocated in the per-query context) and
+ * the result row descriptor.  Works on every supported server version.
+ */
+Tuplestorestate *
+mq_srf_init(FunctionCallInfo fcinfo, TupleDesc *tupdesc)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	MemoryContext oldcxt;
+	Tuplestorestate *store;
+	TupleDesc	desc;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	if (!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("materialize mode required, but it is not allowed in this context")));
+
+	oldcxt = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+	{
+		/* SETOF a scalar: a one-column descriptor of the result type */
+		desc = CreateTemplateTupleDesc(1);
+		TupleDescInitEntry(desc, (AttrNumber) 1, "result",
+						   get_fn_expr_rettype(fcinfo->flinfo), -1, 0);
+	}
+	desc = CreateTupleDescCopy(desc);
+	store = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = store;
+	rsinfo->setDesc = desc;
+	MemoryContextSwitchTo(oldcxt);
+
+	*tupdesc = desc;
+	return store;
+}
+
+/*
+ * mq_arg_queue_name
+ *		The queue-name argument argno; a NULL is an error.
+ */
+text *
+mq_arg_queue_name(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("queue_name must not be NULL")));
+	return PG_GETARG_TEXT_PP(argno);
+}
+
+/*
+ * mq_arg_interval
+ *		A non-negative interval argument; NULL yields dflt (which may be NULL).
+ */
+Interval *
+mq_arg_interval(FunctionCallInfo fcinfo, int argno, const char *argname,
+				Interval *dflt)
+{
+	Interval   *iv;
+	Interval	zero;
+
+	if (PG_ARGISNULL(argno))
+		return dflt;
+	iv = PG_GETARG_INTERVAL_P(argno);
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp,
+										  IntervalPGetDatum(iv),
+										  IntervalPGetDatum(&zero))) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", argname),
+				 errdetail("The value given was %s.",
+						   DatumGetCString(DirectFunctionCall1(interval_out,
+															   IntervalPGetDatum(iv))))));
+	return iv;
+}
+
+/*
+ * mq_arg_max_messages
+ *		A max_messages argument: NULL or less than 1 is an error.
+ */
+int32
+mq_arg_max_messages(FunctionCallInfo fcinfo, int argno)
+{
+	int32		n;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("max_messages must not be NULL")));
+	n = PG_GETARG_INT32(argno);
+	if (n < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_messages must be at least 1, got %d", n)));
+	return n;
+}
