@@ -48,7 +48,7 @@ static MqStmt mq_stmt_send_batch = {
 	" (msg_id, queue_id, vt, enqueued_at, payload, headers)"
 	" SELECT pg_catalog.nextval('mq.msg_id_seq'::pg_catalog.regclass),"
 	" $1, $2, $3, u.p, u.h"
-	" FROM pg_catalog.unnest($4, $5) AS u(p, h)"
+	" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(p, h)"
 	" RETURNING msg_id",
 	5, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBARRAYOID, JSONBARRAYOID}
 };
@@ -64,7 +64,7 @@ static MqStmt mq_stmt_poll = {
 	" u AS ("
 	"  UPDATE mq.queue_message m"
 	"  SET vt = $4, attempt = m.attempt OPERATOR(pg_catalog.+) 1"
-	"  FROM c WHERE m.ctid OPERATOR(pg_catalog.=) c.ctid"
+	"  WHERE m.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.ctid FROM c))"
 	"  RETURNING m.msg_id, m.payload, m.headers, m.attempt, m.enqueued_at, m.vt)"
 	" SELECT * FROM u ORDER BY msg_id",
 	4, {INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID}
@@ -80,7 +80,7 @@ static MqStmt mq_stmt_pop = {
 	"  FOR UPDATE SKIP LOCKED),"
 	" d AS ("
 	"  DELETE FROM mq.queue_message m"
-	"  USING c WHERE m.ctid OPERATOR(pg_catalog.=) c.ctid"
+	"  WHERE m.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.ctid FROM c))"
 	"  RETURNING m.msg_id, m.payload, m.headers,"
 	"    m.attempt OPERATOR(pg_catalog.+) 1 AS attempt, m.enqueued_at,"
 	"    $2 AS visible_at)"

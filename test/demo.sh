@@ -24,11 +24,10 @@ SELECT mq.send('order_events', '{"order_id": 1, "event": "paid"}', delay => '1 h
 SELECT queue_name, ready, in_flight, delayed FROM mq.queue_stats;
 
 -- A consumer leases the ready message ...
-SELECT msg_id, payload, attempt FROM mq.poll('order_events', max_messages => 10);
+SELECT msg_id, payload, attempt FROM mq.poll('order_events', max_messages => 10) \gset
 SELECT queue_name, ready, in_flight, delayed FROM mq.queue_stats;
 -- ... does its work, and acks it.
-SELECT mq.ack('order_events', msg_id) FROM mq.queue_message
- WHERE attempt > 0;
+SELECT mq.ack('order_events', :msg_id);
 SELECT queue_name, ready, in_flight, delayed FROM mq.queue_stats;
 SQL
 echo "demo: done"
