@@ -11,7 +11,10 @@ OBJS = \
 	src/mq.o \
 	src/catalog.o \
 	src/queue.o \
-	src/spi_util.o
+	src/spi_util.o \
+	src/shmem.o \
+	src/xact.o \
+	src/worker.o
 
 DATA = mq--0.1.0.sql
 PGFILEDESC = "mq - message broker inside PostgreSQL"

@@ -13,6 +13,12 @@ CREATE TABLE mq.queue (
     queue_name          text NOT NULL UNIQUE,
     visibility_timeout  interval NOT NULL,
     max_attempts        integer NOT NULL,
+    retry_delay         interval NOT NULL,
+    retry_delay_max     interval NOT NULL,
+    dead_letter_queue_id integer,          -- NULL: messages never die here
+    message_ttl         interval,          -- NULL: no expiry
+    dedup_window        interval NOT NULL,
+    dlq_owner_id        integer,           -- set on a DLQ created for a queue
     created_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 CREATE SEQUENCE mq.queue_id_seq AS integer OWNED BY mq.queue.queue_id;
@@ -26,9 +32,13 @@ CREATE TABLE mq.queue_message (
     queue_id     integer NOT NULL,
     vt           timestamptz NOT NULL,      -- visible from (lease expiry)
     attempt      integer NOT NULL DEFAULT 0,
-    enqueued_at  timestamptz NOT NULL,
+    enqueued_at  timestamptz NOT NULL,     -- first enqueue, kept across deaths
     payload      jsonb NOT NULL,
     headers      jsonb,
+    exhausted    boolean NOT NULL DEFAULT false, -- used its last attempt
+    last_error   text,
+    deaths       jsonb,                     -- [{queue, reason, attempts, error, time}]
+    origin_queue_id integer,                -- where a dead message died
     CONSTRAINT queue_message_pkey PRIMARY KEY (msg_id)
 ) WITH (fillfactor = 90,
         autovacuum_vacuum_scale_factor = 0,
@@ -39,11 +49,46 @@ CREATE TABLE mq.queue_message (
         autovacuum_analyze_scale_factor = 0.05);
 -- poll walks this index: ready rows of one queue, oldest visibility first
 CREATE INDEX queue_message_ready_idx ON mq.queue_message (queue_id, vt, msg_id);
+-- the worker finds lapsed last attempts here; tiny: only exhausted rows
+CREATE INDEX queue_message_exhausted_idx ON mq.queue_message (vt) WHERE exhausted;
+
+-- Dedup keys of senders: one row per (queue, key) seen within the window.
+CREATE TABLE mq.dedup (
+    queue_id    integer NOT NULL,
+    dedup_key   text NOT NULL,
+    msg_id      bigint NOT NULL,
+    created_at  timestamptz NOT NULL,
+    PRIMARY KEY (queue_id, dedup_key)
+) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0,
+        autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX dedup_created_idx ON mq.dedup (created_at);
+
+-- The consumer-side inbox of mq.process_once.
+CREATE TABLE mq.processed (
+    consumer      text NOT NULL,
+    message_key   text NOT NULL,
+    processed_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (consumer, message_key)
+) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0,
+        autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX processed_at_idx ON mq.processed (processed_at);
+
+-- Running totals per queue, flushed from shared memory by the worker.
+CREATE TABLE mq.queue_counter (
+    queue_id     integer PRIMARY KEY,
+    total_sent   bigint NOT NULL DEFAULT 0,
+    total_acked  bigint NOT NULL DEFAULT 0,
+    total_dead   bigint NOT NULL DEFAULT 0,
+    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+) WITH (fillfactor = 50);
 
 SELECT pg_catalog.pg_extension_config_dump('mq.queue', '');
 SELECT pg_catalog.pg_extension_config_dump('mq.queue_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('mq.queue_message', '');
 SELECT pg_catalog.pg_extension_config_dump('mq.msg_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.dedup', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.processed', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.queue_counter', '');
 
 -- What poll and pop return.
 CREATE TYPE mq.message AS (
@@ -52,7 +97,9 @@ CREATE TYPE mq.message AS (
     headers      jsonb,
     attempt      integer,
     enqueued_at  timestamptz,
-    visible_at   timestamptz
+    visible_at   timestamptz,
+    last_error   text,
+    deaths       jsonb
 );
 
 --------------------------------------------------------------------------
@@ -65,6 +112,31 @@ RETURNS void
 LANGUAGE C STRICT IMMUTABLE
 AS 'MODULE_PATHNAME', 'mq_check_name';
 
+-- Wakes the long-poll waiters of a queue when the transaction commits.
+CREATE FUNCTION mq._wake(queue_id integer)
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'mq_sql_wake';
+
+-- Moves a queue counter ('sent', 'acked', 'dead') when the transaction commits.
+CREATE FUNCTION mq._count(queue_id integer, kind text, n bigint)
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'mq_sql_count';
+
+-- Counter moves committed but not yet written to mq.queue_counter.
+CREATE FUNCTION mq._pending_counters(
+    OUT queue_id integer, OUT sent bigint, OUT acked bigint, OUT dead bigint)
+RETURNS SETOF record
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'mq_sql_pending_counters';
+
+-- Starts this database's background worker once the transaction commits.
+CREATE FUNCTION mq._launch_worker()
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'mq_sql_launch';
+
 -- Tells every backend to drop its cached copy of mq.queue at commit.
 CREATE FUNCTION mq._invalidate_queue_cache()
 RETURNS void
@@ -75,37 +147,92 @@ AS 'MODULE_PATHNAME', 'mq_invalidate_queue_cache';
 -- Queue administration
 --------------------------------------------------------------------------
 
+-- Checks the policy arguments shared by create_queue and alter_queue.
+CREATE FUNCTION mq._check_policy(
+    visibility_timeout interval, max_attempts integer, retry_delay interval,
+    retry_delay_max interval, message_ttl interval, dedup_window interval)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF visibility_timeout < interval '0' THEN
+        RAISE EXCEPTION 'visibility_timeout must not be negative, got %', visibility_timeout
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_attempts < 1 THEN
+        RAISE EXCEPTION 'max_attempts must be at least 1, got %', max_attempts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retry_delay < interval '0' OR retry_delay_max < interval '0' THEN
+        RAISE EXCEPTION 'retry_delay and retry_delay_max must not be negative'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retry_delay_max < retry_delay THEN
+        RAISE EXCEPTION 'retry_delay_max (%) must not be less than retry_delay (%)',
+            retry_delay_max, retry_delay
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF message_ttl <= interval '0' THEN
+        RAISE EXCEPTION 'message_ttl must be positive, got %', message_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF dedup_window < interval '0' OR dedup_window > interval '30 days' THEN
+        RAISE EXCEPTION 'dedup_window must be between 0 and 30 days, got %', dedup_window
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END;
+$$;
+
 CREATE FUNCTION mq.create_queue(
     queue_name          text,
     visibility_timeout  interval DEFAULT '30 seconds',
     max_attempts        integer DEFAULT 5,
-    if_not_exists       boolean DEFAULT false)
+    if_not_exists       boolean DEFAULT false,
+    retry_delay         interval DEFAULT '1 second',
+    retry_delay_max     interval DEFAULT '15 minutes',
+    dead_letter_queue   text DEFAULT NULL,
+    message_ttl         interval DEFAULT NULL,
+    dedup_window        interval DEFAULT '5 minutes')
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
+DECLARE
+    qid   integer;
+    dlq   text := dead_letter_queue;
+    dlqid integer;
 BEGIN
     IF queue_name IS NULL THEN
         RAISE EXCEPTION 'queue_name must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM mq._check_name(queue_name);
-    IF visibility_timeout IS NULL OR visibility_timeout < interval '0' THEN
-        RAISE EXCEPTION 'visibility_timeout must be zero or positive, got %',
-            coalesce(visibility_timeout::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
+    IF visibility_timeout IS NULL OR max_attempts IS NULL OR retry_delay IS NULL
+       OR retry_delay_max IS NULL OR dedup_window IS NULL OR if_not_exists IS NULL THEN
+        RAISE EXCEPTION 'only dead_letter_queue and message_ttl may be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF max_attempts IS NULL OR max_attempts < 1 THEN
-        RAISE EXCEPTION 'max_attempts must be at least 1, got %',
-            coalesce(max_attempts::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
+    PERFORM mq._check_policy(visibility_timeout, max_attempts, retry_delay,
+                             retry_delay_max, message_ttl, dedup_window);
+    IF dlq IS NULL THEN
+        dlq := queue_name || '_dlq';
+        IF octet_length(dlq) > 63 THEN
+            RAISE EXCEPTION 'the default dead-letter queue name "%" would be too long', dlq
+                USING ERRCODE = 'name_too_long',
+                      HINT = 'Pass dead_letter_queue => ''name'' explicitly.';
+        END IF;
+    ELSE
+        PERFORM mq._check_name(dlq);
+        IF dlq = queue_name THEN
+            RAISE EXCEPTION 'a queue cannot be its own dead-letter queue'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
     END IF;
 
-    INSERT INTO mq.queue (queue_id, queue_name, visibility_timeout, max_attempts)
-    VALUES (nextval('mq.queue_id_seq'), create_queue.queue_name,
-            create_queue.visibility_timeout, create_queue.max_attempts)
-    ON CONFLICT ON CONSTRAINT queue_queue_name_key DO NOTHING;
-    IF NOT FOUND THEN
+    IF EXISTS (SELECT 1 FROM mq.queue q WHERE q.queue_name = create_queue.queue_name) THEN
         IF if_not_exists THEN
             RAISE NOTICE 'queue "%" already exists, skipping', queue_name;
             RETURN;
@@ -114,6 +241,92 @@ BEGIN
             USING ERRCODE = 'duplicate_object',
                   HINT = 'Use if_not_exists => true to ignore an existing queue.';
     END IF;
+
+    qid := nextval('mq.queue_id_seq');
+    -- the dead-letter queue: created with its queue, has none itself
+    SELECT q.queue_id INTO dlqid FROM mq.queue q WHERE q.queue_name = dlq;
+    IF dlqid IS NULL THEN
+        dlqid := nextval('mq.queue_id_seq');
+        INSERT INTO mq.queue (queue_id, queue_name, visibility_timeout, max_attempts,
+                              retry_delay, retry_delay_max, dead_letter_queue_id,
+                              message_ttl, dedup_window, dlq_owner_id)
+        VALUES (dlqid, dlq, create_queue.visibility_timeout, create_queue.max_attempts,
+                create_queue.retry_delay, create_queue.retry_delay_max, NULL,
+                NULL, create_queue.dedup_window,
+                CASE WHEN create_queue.dead_letter_queue IS NULL THEN qid END);
+        INSERT INTO mq.queue_counter (queue_id) VALUES (dlqid);
+    END IF;
+
+    BEGIN
+        INSERT INTO mq.queue (queue_id, queue_name, visibility_timeout, max_attempts,
+                              retry_delay, retry_delay_max, dead_letter_queue_id,
+                              message_ttl, dedup_window)
+        VALUES (qid, create_queue.queue_name, create_queue.visibility_timeout,
+                create_queue.max_attempts, create_queue.retry_delay,
+                create_queue.retry_delay_max, dlqid, create_queue.message_ttl,
+                create_queue.dedup_window);
+    EXCEPTION WHEN unique_violation THEN
+        -- a concurrent create_queue won
+        IF if_not_exists THEN
+            RAISE NOTICE 'queue "%" already exists, skipping', queue_name;
+            RETURN;
+        END IF;
+        RAISE EXCEPTION 'queue "%" already exists', queue_name
+            USING ERRCODE = 'duplicate_object';
+    END;
+    INSERT INTO mq.queue_counter (queue_id) VALUES (qid);
+    PERFORM mq._invalidate_queue_cache();
+END;
+$$;
+
+CREATE FUNCTION mq.alter_queue(
+    queue_name          text,
+    visibility_timeout  interval DEFAULT NULL,
+    max_attempts        integer DEFAULT NULL,
+    retry_delay         interval DEFAULT NULL,
+    retry_delay_max     interval DEFAULT NULL,
+    dead_letter_queue   text DEFAULT NULL,
+    message_ttl         interval DEFAULT NULL,
+    dedup_window        interval DEFAULT NULL,
+    clear_message_ttl   boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    q     mq.queue;
+    dlqid integer;
+BEGIN
+    SELECT * INTO q FROM mq.queue x WHERE x.queue_id = mq._queue_id(queue_name) FOR UPDATE;
+    q.visibility_timeout := coalesce(visibility_timeout, q.visibility_timeout);
+    q.max_attempts := coalesce(max_attempts, q.max_attempts);
+    q.retry_delay := coalesce(retry_delay, q.retry_delay);
+    q.retry_delay_max := coalesce(retry_delay_max, q.retry_delay_max);
+    q.message_ttl := CASE WHEN clear_message_ttl THEN NULL
+                          ELSE coalesce(message_ttl, q.message_ttl) END;
+    q.dedup_window := coalesce(dedup_window, q.dedup_window);
+    PERFORM mq._check_policy(q.visibility_timeout, q.max_attempts, q.retry_delay,
+                             q.retry_delay_max, q.message_ttl, q.dedup_window);
+    IF dead_letter_queue IS NOT NULL THEN
+        dlqid := mq._queue_id(dead_letter_queue);
+        IF dlqid = q.queue_id THEN
+            RAISE EXCEPTION 'a queue cannot be its own dead-letter queue'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        q.dead_letter_queue_id := dlqid;
+    END IF;
+    UPDATE mq.queue x SET
+        visibility_timeout = q.visibility_timeout, max_attempts = q.max_attempts,
+        retry_delay = q.retry_delay, retry_delay_max = q.retry_delay_max,
+        message_ttl = q.message_ttl, dedup_window = q.dedup_window,
+        dead_letter_queue_id = q.dead_letter_queue_id
+    WHERE x.queue_id = q.queue_id;
+    -- keep the exhausted flags true to the new max_attempts
+    UPDATE mq.queue_message m
+       SET exhausted = (q.dead_letter_queue_id IS NOT NULL AND m.attempt >= q.max_attempts)
+     WHERE m.queue_id = q.queue_id
+       AND m.exhausted <> (q.dead_letter_queue_id IS NOT NULL AND m.attempt >= q.max_attempts);
     PERFORM mq._invalidate_queue_cache();
 END;
 $$;
@@ -123,15 +336,40 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
 DECLARE
-    qid integer;
+    q    mq.queue;
+    user_name text;
 BEGIN
-    DELETE FROM mq.queue q WHERE q.queue_name = drop_queue.queue_name
-    RETURNING q.queue_id INTO qid;
-    IF qid IS NULL THEN
+    IF queue_name IS NULL THEN
+        RAISE EXCEPTION 'queue_name must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO q FROM mq.queue x WHERE x.queue_name = drop_queue.queue_name FOR UPDATE;
+    IF q.queue_id IS NULL THEN
         RETURN false;
     END IF;
-    DELETE FROM mq.queue_message m WHERE m.queue_id = qid;
+    SELECT x.queue_name INTO user_name FROM mq.queue x
+     WHERE x.dead_letter_queue_id = q.queue_id AND x.queue_id <> q.queue_id
+       AND x.queue_id IS DISTINCT FROM q.dlq_owner_id
+     LIMIT 1;
+    IF user_name IS NOT NULL THEN
+        RAISE EXCEPTION 'queue "%" is the dead-letter queue of queue "%"', queue_name, user_name
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  HINT = 'Drop that queue first, or point it elsewhere with mq.alter_queue().';
+    END IF;
+    DELETE FROM mq.queue x WHERE x.queue_id = q.queue_id;
+    DELETE FROM mq.queue_message m WHERE m.queue_id = q.queue_id;
+    DELETE FROM mq.dedup d WHERE d.queue_id = q.queue_id;
+    DELETE FROM mq.queue_counter c WHERE c.queue_id = q.queue_id;
+    -- the dead-letter queue made for this queue goes with it
+    IF EXISTS (SELECT 1 FROM mq.queue x WHERE x.queue_id = q.dead_letter_queue_id
+                                         AND x.dlq_owner_id = q.queue_id) THEN
+        DELETE FROM mq.queue x WHERE x.queue_id = q.dead_letter_queue_id;
+        DELETE FROM mq.queue_message m WHERE m.queue_id = q.dead_letter_queue_id;
+        DELETE FROM mq.dedup d WHERE d.queue_id = q.dead_letter_queue_id;
+        DELETE FROM mq.queue_counter c WHERE c.queue_id = q.dead_letter_queue_id;
+    END IF;
     PERFORM mq._invalidate_queue_cache();
     RETURN true;
 END;
@@ -143,6 +381,7 @@ RETURNS integer
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
 DECLARE
     qid integer;
 BEGIN
@@ -166,6 +405,7 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+#variable_conflict use_variable
 DECLARE
     n bigint;
 BEGIN
@@ -182,9 +422,193 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT q.queue_name, q.created_at,
            jsonb_build_object('visibility_timeout', q.visibility_timeout,
-                              'max_attempts', q.max_attempts)
+                              'max_attempts', q.max_attempts,
+                              'retry_delay', q.retry_delay,
+                              'retry_delay_max', q.retry_delay_max,
+                              'dead_letter_queue', d.queue_name,
+                              'message_ttl', q.message_ttl,
+                              'dedup_window', q.dedup_window)
     FROM mq.queue q
+    LEFT JOIN mq.queue d ON d.queue_id = q.dead_letter_queue_id
     ORDER BY q.queue_name
+$$;
+
+--------------------------------------------------------------------------
+-- Retries and dead letters
+--------------------------------------------------------------------------
+
+-- Moves one message to its queue's dead-letter queue, recording why.
+-- The caller holds the row (locked or just updated).
+CREATE FUNCTION mq._dead_letter(p_msg_id bigint, p_reason text, p_error text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    q mq.queue;
+BEGIN
+    SELECT x.* INTO q FROM mq.queue x JOIN mq.queue_message m ON m.queue_id = x.queue_id
+     WHERE m.msg_id = p_msg_id;
+    IF q.queue_id IS NULL OR q.dead_letter_queue_id IS NULL THEN
+        RETURN false;
+    END IF;
+    UPDATE mq.queue_message m SET
+        queue_id = q.dead_letter_queue_id,
+        vt = clock_timestamp(),
+        attempt = 0,
+        exhausted = false,
+        last_error = coalesce(p_error, m.last_error),
+        origin_queue_id = q.queue_id,
+        deaths = coalesce(m.deaths, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+            'queue', q.queue_name, 'reason', p_reason, 'attempts', m.attempt,
+            'error', coalesce(p_error, m.last_error), 'time', clock_timestamp()))
+    WHERE m.msg_id = p_msg_id;
+    PERFORM mq._count(q.queue_id, 'dead', 1);
+    PERFORM mq._count(q.dead_letter_queue_id, 'sent', 1);
+    PERFORM mq._wake(q.dead_letter_queue_id);
+    RETURN true;
+END;
+$$;
+
+CREATE FUNCTION mq.nack(
+    queue_name  text,
+    msg_id      bigint,
+    delay       interval DEFAULT NULL,
+    error       text DEFAULT NULL)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    q     mq.queue;
+    m     record;
+    d     interval;
+BEGIN
+    IF msg_id IS NULL THEN
+        RAISE EXCEPTION 'msg_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF delay < interval '0' THEN
+        RAISE EXCEPTION 'delay must not be negative, got %', delay
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO q FROM mq.queue x WHERE x.queue_id = mq._queue_id(queue_name);
+    SELECT x.attempt INTO m FROM mq.queue_message x
+     WHERE x.msg_id = nack.msg_id AND x.queue_id = q.queue_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF q.dead_letter_queue_id IS NOT NULL AND m.attempt >= q.max_attempts THEN
+        PERFORM mq._dead_letter(nack.msg_id, 'max_attempts', error);
+        RETURN 'dead';
+    END IF;
+    d := coalesce(delay, mq._backoff(q.retry_delay, q.retry_delay_max, m.attempt));
+    UPDATE mq.queue_message x SET vt = clock_timestamp() + d,
+           last_error = coalesce(error, x.last_error)
+     WHERE x.msg_id = nack.msg_id;
+    PERFORM mq._wake(q.queue_id);
+    RETURN 'retry';
+END;
+$$;
+
+-- The policy's delay before retry number attempt+1: retry_delay doubled per
+-- attempt, with +-10 % jitter, capped at retry_delay_max.
+CREATE FUNCTION mq._backoff(base interval, cap interval, attempt integer)
+RETURNS interval
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT least(cap, base * power(2, least(greatest(attempt - 1, 0), 40))
+                            * (0.9 + random() * 0.2))
+$$;
+
+CREATE FUNCTION mq.reject(queue_name text, msg_id bigint, error text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    q mq.queue;
+BEGIN
+    IF msg_id IS NULL THEN
+        RAISE EXCEPTION 'msg_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO q FROM mq.queue x WHERE x.queue_id = mq._queue_id(queue_name);
+    IF q.dead_letter_queue_id IS NULL THEN
+        RAISE EXCEPTION 'queue "%" has no dead-letter queue', queue_name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Set one with mq.alter_queue(queue_name, dead_letter_queue => ...), or ack the message.';
+    END IF;
+    PERFORM 1 FROM mq.queue_message x
+     WHERE x.msg_id = reject.msg_id AND x.queue_id = q.queue_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    RETURN mq._dead_letter(reject.msg_id, 'rejected', error);
+END;
+$$;
+
+CREATE FUNCTION mq.redrive(queue_name text, max_messages integer DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    q mq.queue;
+    n bigint;
+BEGIN
+    IF max_messages < 1 THEN
+        RAISE EXCEPTION 'max_messages must be at least 1, got %', max_messages
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT * INTO q FROM mq.queue x WHERE x.queue_id = mq._queue_id(queue_name);
+    IF q.dead_letter_queue_id IS NULL THEN
+        RAISE EXCEPTION 'queue "%" has no dead-letter queue', queue_name
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    WITH c AS (
+        SELECT m.msg_id FROM mq.queue_message m
+         WHERE m.queue_id = q.dead_letter_queue_id AND m.origin_queue_id = q.queue_id
+         ORDER BY m.enqueued_at, m.msg_id
+         LIMIT max_messages
+         FOR UPDATE SKIP LOCKED)
+    UPDATE mq.queue_message m
+       SET queue_id = q.queue_id, vt = clock_timestamp(), attempt = 0,
+           exhausted = false, origin_queue_id = NULL
+      FROM c WHERE m.msg_id = c.msg_id;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        PERFORM mq._wake(q.queue_id);
+        PERFORM mq._count(q.dead_letter_queue_id, 'acked', n);
+        PERFORM mq._count(q.queue_id, 'sent', n);
+    END IF;
+    RETURN n;
+END;
+$$;
+
+--------------------------------------------------------------------------
+-- Exactly-once effects: the consumer's inbox
+--------------------------------------------------------------------------
+
+CREATE FUNCTION mq.process_once(consumer text, message_key text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF consumer IS NULL OR message_key IS NULL THEN
+        RAISE EXCEPTION 'consumer and message_key must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO mq.processed (consumer, message_key)
+    VALUES (process_once.consumer, process_once.message_key)
+    ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END;
 $$;
 
 --------------------------------------------------------------------------
@@ -195,7 +619,8 @@ CREATE FUNCTION mq.send(
     queue_name  text,
     payload     jsonb,
     headers     jsonb DEFAULT NULL,
-    delay       interval DEFAULT '0')
+    delay       interval DEFAULT '0',
+    dedup_key   text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'mq_send';
@@ -204,7 +629,8 @@ CREATE FUNCTION mq.send_batch(
     queue_name  text,
     payloads    jsonb[],
     headers     jsonb[] DEFAULT NULL,
-    delay       interval DEFAULT '0')
+    delay       interval DEFAULT '0',
+    dedup_keys  text[] DEFAULT NULL)
 RETURNS SETOF bigint
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'mq_send_batch';
@@ -212,7 +638,8 @@ AS 'MODULE_PATHNAME', 'mq_send_batch';
 CREATE FUNCTION mq.poll(
     queue_name          text,
     max_messages        integer DEFAULT 1,
-    visibility_timeout  interval DEFAULT NULL)
+    visibility_timeout  interval DEFAULT NULL,
+    wait                interval DEFAULT '0')
 RETURNS SETOF mq.message
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'mq_poll';
@@ -246,6 +673,20 @@ AS 'MODULE_PATHNAME', 'mq_extend';
 -- Monitoring
 --------------------------------------------------------------------------
 
+-- Per-queue running totals: what the worker wrote plus what is pending.
+CREATE FUNCTION mq._totals()
+RETURNS TABLE (queue_id integer, total_sent bigint, total_acked bigint, total_dead bigint)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.queue_id,
+           c.total_sent + coalesce(p.sent, 0),
+           c.total_acked + coalesce(p.acked, 0),
+           c.total_dead + coalesce(p.dead, 0)
+    FROM mq.queue_counter c
+    LEFT JOIN mq._pending_counters() p ON p.queue_id = c.queue_id
+$$;
+
 CREATE VIEW mq.queue_stats AS
 SELECT q.queue_name,
        coalesce(s.ready, 0)     AS ready,
@@ -253,8 +694,14 @@ SELECT q.queue_name,
        coalesce(s.delayed, 0)   AS delayed,
        coalesce(s.ready, 0) + coalesce(s.in_flight, 0) + coalesce(s.delayed, 0) AS total,
        pg_catalog.clock_timestamp() - s.oldest_ready AS oldest_ready_age,
-       s.oldest_enqueued_at
+       s.oldest_enqueued_at,
+       coalesce(t.total_sent, 0)  AS total_sent,
+       coalesce(t.total_acked, 0) AS total_acked,
+       coalesce(t.total_dead, 0)  AS total_dead,
+       d.queue_name AS dead_letter_queue
 FROM mq.queue q
+LEFT JOIN mq.queue d ON d.queue_id = q.dead_letter_queue_id
+LEFT JOIN mq._totals() t ON t.queue_id = q.queue_id
 LEFT JOIN LATERAL (
     SELECT count(*) FILTER (WHERE m.vt <= pg_catalog.clock_timestamp()) AS ready,
            count(*) FILTER (WHERE m.vt > pg_catalog.clock_timestamp() AND m.attempt > 0) AS in_flight,
@@ -264,3 +711,80 @@ LEFT JOIN LATERAL (
     FROM mq.queue_message m
     WHERE m.queue_id = q.queue_id
 ) s ON true;
+
+--------------------------------------------------------------------------
+-- Maintenance (run by the background worker every mq.naptime)
+--------------------------------------------------------------------------
+
+CREATE FUNCTION mq.maintain(max_rows integer DEFAULT 1000)
+RETURNS TABLE (dead_lettered bigint, expired bigint, dedup_keys_removed bigint,
+               inbox_keys_removed bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    r record;
+    q mq.queue;
+    retention interval;
+BEGIN
+    dead_lettered := 0;
+    expired := 0;
+    -- last attempts whose lease lapsed
+    FOR r IN SELECT m.msg_id FROM mq.queue_message m
+              WHERE m.exhausted AND m.vt <= clock_timestamp()
+              ORDER BY m.vt LIMIT max_rows
+              FOR UPDATE SKIP LOCKED
+    LOOP
+        IF mq._dead_letter(r.msg_id, 'max_attempts', NULL) THEN
+            dead_lettered := dead_lettered + 1;
+        END IF;
+    END LOOP;
+    -- messages past their queue's message_ttl (not while leased)
+    FOR q IN SELECT * FROM mq.queue x WHERE x.message_ttl IS NOT NULL LOOP
+        FOR r IN SELECT m.msg_id FROM mq.queue_message m
+                  WHERE m.queue_id = q.queue_id
+                    AND m.enqueued_at < clock_timestamp() - q.message_ttl
+                    AND (m.vt <= clock_timestamp() OR m.attempt = 0)
+                  LIMIT max_rows
+                  FOR UPDATE SKIP LOCKED
+        LOOP
+            IF q.dead_letter_queue_id IS NOT NULL THEN
+                PERFORM mq._dead_letter(r.msg_id, 'expired', NULL);
+            ELSE
+                DELETE FROM mq.queue_message m WHERE m.msg_id = r.msg_id;
+                PERFORM mq._count(q.queue_id, 'dead', 1);
+            END IF;
+            expired := expired + 1;
+        END LOOP;
+    END LOOP;
+    -- dedup keys past their queue's window
+    DELETE FROM mq.dedup d
+     WHERE d.ctid = ANY (ARRAY(
+        SELECT d2.ctid FROM mq.dedup d2 JOIN mq.queue x ON x.queue_id = d2.queue_id
+         WHERE d2.created_at < clock_timestamp() - x.dedup_window
+         ORDER BY d2.created_at LIMIT max_rows * 10));
+    GET DIAGNOSTICS dedup_keys_removed = ROW_COUNT;
+    -- inbox keys past mq.process_once_retention
+    retention := coalesce(nullif(current_setting('mq.process_once_retention', true), ''),
+                          '7 days')::interval;
+    DELETE FROM mq.processed p
+     WHERE p.ctid = ANY (ARRAY(
+        SELECT p2.ctid FROM mq.processed p2
+         WHERE p2.processed_at < clock_timestamp() - retention
+         ORDER BY p2.processed_at LIMIT max_rows * 10));
+    GET DIAGNOSTICS inbox_keys_removed = ROW_COUNT;
+    RETURN NEXT;
+END;
+$$;
+
+-- One pass of the background worker, in the calling session: counts the
+-- deliveries of aborted transactions as attempts, writes pending counters,
+-- then runs mq.maintain().  Returns the attempts counted.
+CREATE FUNCTION mq.run_maintenance()
+RETURNS bigint
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_sql_worker_tick';
+
+-- Start the background worker of this database when CREATE EXTENSION commits.
+SELECT mq._launch_worker();

@@ -33,7 +33,8 @@ static HTAB *mq_queue_cache = NULL;
 static Oid	mq_queue_relid = InvalidOid;
 
 static MqStmt mq_stmt_queue_lookup = {
-	"SELECT queue_id, visibility_timeout, max_attempts"
+	"SELECT queue_id, visibility_timeout, max_attempts,"
+	"       dead_letter_queue_id IS NOT NULL, message_ttl, dedup_window"
 	"  FROM mq.queue WHERE queue_name OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
@@ -157,6 +158,7 @@ mq_queue_load(text *queue_name, MqQueue *entry)
 	HeapTuple	tup;
 	TupleDesc	desc;
 	bool		isnull;
+	Datum		d;
 
 	values[0] = PointerGetDatum(queue_name);
 	mq_stmt_exec(&mq_stmt_queue_lookup, values, NULL, 1);
@@ -168,6 +170,12 @@ mq_queue_load(text *queue_name, MqQueue *entry)
 	entry->visibility_timeout =
 		*DatumGetIntervalP(SPI_getbinval(tup, desc, 2, &isnull));
 	entry->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+	entry->has_dlq = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	entry->has_ttl = !isnull;
+	if (!isnull)
+		entry->message_ttl = *DatumGetIntervalP(d);
+	entry->dedup_window = *DatumGetIntervalP(SPI_getbinval(tup, desc, 6, &isnull));
 	return true;
 }
 
@@ -225,9 +233,7 @@ mq_queue_get(text *queue_name)
 									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
 	entry = hash_search(mq_queue_cache, key, HASH_ENTER, &found);
+	memcpy(entry, &loaded, sizeof(MqQueue));
 	memcpy(entry->name, key, NAMEDATALEN);
-	entry->queue_id = loaded.queue_id;
-	entry->visibility_timeout = loaded.visibility_timeout;
-	entry->max_attempts = loaded.max_attempts;
 	return entry;
 }

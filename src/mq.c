@@ -14,12 +14,44 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
+bool		mq_worker_enabled = true;
+int			mq_naptime_ms = 1000;
+static char *mq_process_once_retention = NULL;
+
 /*
  * _PG_init
- *		Module load: set up the per-backend caches.
+ *		Module load.  Under shared_preload_libraries this also sets up shared
+ *		memory and registers the background worker launcher.
  */
 void
 _PG_init(void)
 {
+	DefineCustomBoolVariable("mq.worker_enabled",
+							 "Run mq's background workers.",
+							 "When off, the workers idle; run mq.run_maintenance() by hand.",
+							 &mq_worker_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("mq.naptime",
+							"Time between two maintenance passes of an mq worker.",
+							NULL,
+							&mq_naptime_ms, 1000, 10, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("mq.process_once_retention",
+							   "How long mq.process_once remembers a key.",
+							   "An interval, such as '7 days'.",
+							   &mq_process_once_retention, "7 days",
+							   PGC_SUSET, 0, NULL, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
+	MarkGUCPrefixReserved("mq");
+#else
+	EmitWarningsOnPlaceholders("mq");
+#endif
+
 	mq_catalog_init();
+	mq_xact_init();
+	if (process_shared_preload_libraries_in_progress)
+	{
+		mq_shmem_init();
+		mq_worker_init();
+	}
 }

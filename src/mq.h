@@ -9,7 +9,11 @@
  *
  *	  mq.c		 module entry point (_PG_init), GUCs
  *	  catalog.c	 queue names: validation and the per-backend queue cache
- *	  queue.c	 send, send_batch, poll, pop, ack, extend
+ *	  queue.c	 send, send_batch, poll (incl. long poll), pop, ack, extend
+ *	  xact.c	 what a transaction does at commit/abort: wake-ups,
+ *				 counters, attempts of aborted deliveries
+ *	  shmem.c	 shared memory: wait slots, counters, abort ring, workers
+ *	  worker.c	 the launcher and per-database background workers
  *	  spi_util.c saved SPI plans and set-returning-function helpers
  *
  *-------------------------------------------------------------------------
@@ -22,6 +26,10 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "utils/timestamp.h"
 
 /* Longest queue name, in bytes; like an SQL identifier. */
@@ -40,7 +48,78 @@ typedef struct MqQueue
 	int32		queue_id;
 	Interval	visibility_timeout;
 	int32		max_attempts;
+	bool		has_dlq;		/* dead_letter_queue_id IS NOT NULL */
+	bool		has_ttl;		/* message_ttl IS NOT NULL */
+	Interval	message_ttl;
+	Interval	dedup_window;
 } MqQueue;
+
+/* Shared memory sizes */
+#define MQ_WAIT_SLOTS 1024
+#define MQ_MAX_COUNTERS 8192
+#define MQ_ABORT_RING 16384
+#define MQ_MAX_DB_WORKERS 64
+
+/* Long-poll waiters of queues hashing here sleep on cv. */
+typedef struct MqWaitSlot
+{
+	pg_atomic_uint64 generation;	/* bumped by every wake-up */
+	ConditionVariable cv;
+} MqWaitSlot;
+
+/* A delivery of a message by poll. */
+typedef struct MqDelivery
+{
+	int32		queue_id;
+	int64		msg_id;
+} MqDelivery;
+
+typedef struct MqAbortEntry
+{
+	Oid			dboid;			/* InvalidOid once consumed */
+	MqDelivery	d;
+} MqAbortEntry;
+
+/* Counter deltas committed but not yet written to mq.queue_counter. */
+typedef struct MqCounter
+{
+	Oid			dboid;
+	int32		queue_id;
+	int64		sent;
+	int64		acked;
+	int64		dead;
+} MqCounter;
+
+/* One per-database worker, as the launcher and the worker see it. */
+typedef struct MqDbWorker
+{
+	Oid			dboid;			/* InvalidOid: free slot */
+	pid_t		pid;			/* 0 when not running */
+	Latch	   *latch;
+	bool		launched;		/* the launcher started it */
+	TimestampTz not_before;		/* don't (re)launch before this */
+} MqDbWorker;
+
+typedef struct MqShared
+{
+	LWLock	   *lock;			/* counters, abort ring, worker registry */
+	MqWaitSlot	wait[MQ_WAIT_SLOTS];
+	uint64		abort_head;
+	uint64		abort_tail;
+	uint64		aborts_lost;
+	MqAbortEntry aborts[MQ_ABORT_RING];
+	uint64		counters_lost;
+	MqCounter	counters[MQ_MAX_COUNTERS];
+	pid_t		launcher_pid;
+	Latch	   *launcher_latch;
+	MqDbWorker	workers[MQ_MAX_DB_WORKERS];
+} MqShared;
+
+extern MqShared *mq_shared;
+
+/* GUCs */
+extern bool mq_worker_enabled;
+extern int	mq_naptime_ms;
 
 /*
  * One SQL statement of a hot path.  The plan is prepared and saved on first
@@ -54,6 +133,29 @@ typedef struct MqStmt
 	Oid			argtypes[MQ_STMT_MAX_ARGS];
 	SPIPlanPtr	plan;
 } MqStmt;
+
+/* shmem.c */
+extern void mq_shmem_init(void);
+extern void mq_require_shmem(void);
+extern MqWaitSlot *mq_wait_slot(Oid dboid, int32 queue_id);
+extern void mq_counter_add(Oid dboid, int32 queue_id, int64 sent,
+						   int64 acked, int64 dead);
+extern int	mq_counter_take(Oid dboid, MqCounter *out, int max, bool reset);
+extern void mq_abort_push(Oid dboid, const MqDelivery *d, int n);
+extern int	mq_abort_take(Oid dboid, MqDelivery *out, int max);
+
+/* xact.c */
+extern void mq_xact_init(void);
+extern void mq_xact_wake(int32 queue_id);
+extern void mq_xact_count(int32 queue_id, int64 sent, int64 acked,
+						  int64 dead);
+extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
+extern void mq_xact_launch_on_commit(void);
+
+/* worker.c */
+extern void mq_worker_init(void);
+extern void mq_worker_wake(Oid dboid);
+extern void mq_worker_request_launch(Oid dboid);
 
 /* catalog.c */
 extern void mq_check_queue_name(const char *name, int len);

@@ -23,6 +23,9 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(mq_send);
@@ -42,6 +45,37 @@ static MqStmt mq_stmt_send = {
 	5, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, JSONBOID}
 };
 
+/*
+ * Send with a dedup key.  $1 queue_id, $2 visible-from, $3 enqueued_at,
+ * $4 payload, $5 headers, $6 dedup key, $7 start of the dedup window.
+ * The key's row is claimed first (a live key conflicts and yields no row;
+ * a concurrent sender of the same key waits for us), then the message is
+ * inserted under the claimed id.  No row back means a duplicate.
+ */
+static MqStmt mq_stmt_send_dedup = {
+	"WITH d AS ("
+	"  INSERT INTO mq.dedup AS d (queue_id, dedup_key, msg_id, created_at)"
+	"  VALUES ($1, $6, pg_catalog.nextval('mq.msg_id_seq'::pg_catalog.regclass), $3)"
+	"  ON CONFLICT (queue_id, dedup_key) DO UPDATE"
+	"    SET msg_id = excluded.msg_id, created_at = excluded.created_at"
+	"    WHERE d.created_at OPERATOR(pg_catalog.<) $7"
+	"  RETURNING d.msg_id)"
+	" INSERT INTO mq.queue_message"
+	" (msg_id, queue_id, vt, enqueued_at, payload, headers)"
+	" SELECT d.msg_id, $1, $2, $3, $4, $5 FROM d"
+	" RETURNING msg_id",
+	7, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, JSONBOID, TEXTOID,
+	TIMESTAMPTZOID}
+};
+
+/* $1 queue_id, $2 dedup key: the id a live duplicate key stands for */
+static MqStmt mq_stmt_dedup_lookup = {
+	"SELECT msg_id FROM mq.dedup"
+	" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+	"   AND dedup_key OPERATOR(pg_catalog.=) $2",
+	2, {INT4OID, TEXTOID}
+};
+
 /* $1 queue_id, $2 visible-from, $3 enqueued_at, $4 payloads, $5 headers */
 static MqStmt mq_stmt_send_batch = {
 	"INSERT INTO mq.queue_message"
@@ -53,29 +87,46 @@ static MqStmt mq_stmt_send_batch = {
 	5, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBARRAYOID, JSONBARRAYOID}
 };
 
-/* $1 queue_id, $2 now, $3 limit, $4 lease expiry */
+/*
+ * $1 queue_id, $2 now, $3 limit, $4 lease expiry, $5 TTL cut-off (enqueued
+ * before it: expired), $6 the attempt that exhausts the message.
+ * Exhausted and expired rows are left for the worker to dead-letter.
+ */
 static MqStmt mq_stmt_poll = {
 	"WITH c AS ("
 	"  SELECT ctid FROM mq.queue_message"
 	"  WHERE queue_id OPERATOR(pg_catalog.=) $1"
 	"    AND vt OPERATOR(pg_catalog.<=) $2"
+	"    AND NOT exhausted AND enqueued_at OPERATOR(pg_catalog.>=) $5"
 	"  ORDER BY vt, msg_id LIMIT $3"
 	"  FOR UPDATE SKIP LOCKED),"
 	" u AS ("
 	"  UPDATE mq.queue_message m"
-	"  SET vt = $4, attempt = m.attempt OPERATOR(pg_catalog.+) 1"
+	"  SET vt = $4, attempt = m.attempt OPERATOR(pg_catalog.+) 1,"
+	"      exhausted = m.attempt OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) $6"
 	"  WHERE m.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.ctid FROM c))"
-	"  RETURNING m.msg_id, m.payload, m.headers, m.attempt, m.enqueued_at, m.vt)"
+	"  RETURNING m.msg_id, m.payload, m.headers, m.attempt, m.enqueued_at, m.vt,"
+	"    m.last_error, m.deaths)"
 	" SELECT * FROM u ORDER BY msg_id",
-	4, {INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID}
+	6, {INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT4OID}
 };
 
-/* $1 queue_id, $2 now, $3 limit */
+/* $1 queue_id, $2 now: when the next message of the queue becomes ready */
+static MqStmt mq_stmt_next_ready = {
+	"SELECT vt FROM mq.queue_message"
+	" WHERE queue_id OPERATOR(pg_catalog.=) $1"
+	"   AND vt OPERATOR(pg_catalog.>) $2"
+	" ORDER BY vt LIMIT 1",
+	2, {INT4OID, TIMESTAMPTZOID}
+};
+
+/* $1 queue_id, $2 now, $3 limit, $4 TTL cut-off */
 static MqStmt mq_stmt_pop = {
 	"WITH c AS ("
 	"  SELECT ctid FROM mq.queue_message"
 	"  WHERE queue_id OPERATOR(pg_catalog.=) $1"
 	"    AND vt OPERATOR(pg_catalog.<=) $2"
+	"    AND NOT exhausted AND enqueued_at OPERATOR(pg_catalog.>=) $4"
 	"  ORDER BY vt, msg_id LIMIT $3"
 	"  FOR UPDATE SKIP LOCKED),"
 	" d AS ("
@@ -83,9 +134,9 @@ static MqStmt mq_stmt_pop = {
 	"  WHERE m.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.ctid FROM c))"
 	"  RETURNING m.msg_id, m.payload, m.headers,"
 	"    m.attempt OPERATOR(pg_catalog.+) 1 AS attempt, m.enqueued_at,"
-	"    $2 AS visible_at)"
+	"    $2 AS visible_at, m.last_error, m.deaths)"
 	" SELECT * FROM d ORDER BY msg_id",
-	3, {INT4OID, TIMESTAMPTZOID, INT4OID}
+	4, {INT4OID, TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID}
 };
 
 /* $1 queue_id, $2 msg_id */
@@ -117,6 +168,10 @@ static MqStmt mq_stmt_extend = {
  * mq_time_plus
  *		ts + iv, as a timestamptz Datum.
  */
+/*
+ * mq_time_plus
+ *		ts + iv, as a timestamptz Datum.
+ */
 static Datum
 mq_time_plus(TimestampTz ts, Interval *iv)
 {
@@ -126,12 +181,35 @@ mq_time_plus(TimestampTz ts, Interval *iv)
 }
 
 /*
- * mq_copy_to_store
- *		Copy every row of SPI_tuptable into a set-returning function's
- *		tuplestore.
+ * mq_time_minus
+ *		ts - iv, as a timestamptz Datum.
+ */
+static Datum
+mq_time_minus(TimestampTz ts, Interval *iv)
+{
+	return DirectFunctionCall2(timestamptz_mi_interval,
+							   TimestampTzGetDatum(ts),
+							   IntervalPGetDatum(iv));
+}
+
+/*
+ * mq_ttl_cutoff
+ *		Messages of q enqueued before this have expired.
+ */
+static Datum
+mq_ttl_cutoff(const MqQueue *q, TimestampTz now)
+{
+	if (!q->has_ttl)
+		return TimestampTzGetDatum(DT_NOBEGIN);
+	return mq_time_minus(now, (Interval *) &q->message_ttl);
+}
+
+/*
+ * mq_store_all
+ *		Copy every row of SPI_tuptable into a tuplestore.
  */
 static void
-mq_copy_to_store(Tuplestorestate *store)
+mq_store_all(Tuplestorestate *store)
 {
 	uint64		i;
 
@@ -140,8 +218,78 @@ mq_copy_to_store(Tuplestorestate *store)
 }
 
 /*
+ * mq_deliver_to_store
+ *		Copy the rows of SPI_tuptable (mq.message rows) into a set-returning
+ *		function's tuplestore, noting each delivery for the transaction.
+ */
+static void
+mq_deliver_to_store(Tuplestorestate *store, int32 queue_id)
+{
+	uint64		i;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+
+		tuplestore_puttuple(store, tup);
+		mq_xact_delivered(queue_id,
+						  DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
+													  1, &isnull)));
+	}
+}
+
+/*
+ * mq_send_one
+ *		Insert one message; returns its id.  With a dedup key, a live
+ *		duplicate inserts nothing and returns the original id; *inserted
+ *		tells which happened.  Inside SPI.
+ */
+static int64
+mq_send_one(const MqQueue *q, TimestampTz now, Datum vt, Datum payload,
+			Datum headers, bool headers_null, text *dedup_key, bool *inserted)
+{
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	values[0] = Int32GetDatum(q->queue_id);
+	values[1] = vt;
+	values[2] = TimestampTzGetDatum(now);
+	values[3] = payload;
+	values[4] = headers;
+	if (headers_null)
+		nulls[4] = 'n';
+	if (dedup_key == NULL)
+	{
+		mq_stmt_exec(&mq_stmt_send, values, nulls, 0);
+		*inserted = true;
+	}
+	else
+	{
+		values[5] = PointerGetDatum(dedup_key);
+		values[6] = mq_time_minus(now, (Interval *) &q->dedup_window);
+		mq_stmt_exec(&mq_stmt_send_dedup, values, nulls, 0);
+		*inserted = (SPI_processed > 0);
+		if (!*inserted)
+		{
+			values[1] = values[5];
+			mq_stmt_exec(&mq_stmt_dedup_lookup, values, NULL, 1);
+			if (SPI_processed == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not resolve dedup key \"%s\" of queue \"%s\"",
+								text_to_cstring(dedup_key), q->name),
+						 errhint("Retry the transaction.")));
+		}
+	}
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									   SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
  * mq_send
- *		mq.send(queue_name, payload, headers, delay) RETURNS bigint
+ *		mq.send(queue_name, payload, headers, delay, dedup_key) RETURNS bigint
  */
 Datum
 mq_send(PG_FUNCTION_ARGS)
@@ -149,10 +297,10 @@ mq_send(PG_FUNCTION_ARGS)
 	text	   *qname = mq_arg_queue_name(fcinfo, 0);
 	Interval	zero = {0};
 	Interval   *delay = mq_arg_interval(fcinfo, 3, "delay", &zero);
+	text	   *dedup_key = PG_ARGISNULL(4) ? NULL : PG_GETARG_TEXT_PP(4);
 	TimestampTz now = GetCurrentTimestamp();
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
+	MqQueue		q;
+	bool		inserted;
 	int64		msg_id;
 
 	if (PG_ARGISNULL(1))
@@ -162,51 +310,62 @@ mq_send(PG_FUNCTION_ARGS)
 				 errhint("Send a JSON null as 'null'::jsonb.")));
 
 	SPI_connect();
-	values[0] = Int32GetDatum(mq_queue_get(qname)->queue_id);
-	values[1] = mq_time_plus(now, delay);
-	values[2] = TimestampTzGetDatum(now);
-	values[3] = PG_GETARG_DATUM(1);
-	if (PG_ARGISNULL(2))
-	{
-		values[4] = (Datum) 0;
-		nulls[4] = 'n';
-	}
-	else
-		values[4] = PG_GETARG_DATUM(2);
-	mq_stmt_exec(&mq_stmt_send, values, nulls, 0);
-	msg_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										 SPI_tuptable->tupdesc, 1, &isnull));
+	q = *mq_queue_get(qname);
+	msg_id = mq_send_one(&q, now, mq_time_plus(now, delay), PG_GETARG_DATUM(1),
+						 PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+						 PG_ARGISNULL(2), dedup_key, &inserted);
 	SPI_finish();
+	if (inserted)
+	{
+		mq_xact_count(q.queue_id, 1, 0, 0);
+		mq_xact_wake(q.queue_id);
+	}
 	PG_RETURN_INT64(msg_id);
 }
 
 /*
- * mq_check_jsonb_array
- *		Complain unless arr is a one-dimensional jsonb array without NULLs
- *		(when nulls_ok is false).  Returns its length.
+ * mq_check_array
+ *		Complain unless arr is one-dimensional and (unless nulls_ok) free of
+ *		NULLs.  Returns its length.
  */
 static int
-mq_check_jsonb_array(ArrayType *arr, const char *argname, bool nulls_ok)
+mq_check_array(ArrayType *arr, const char *argname, bool nulls_ok)
 {
-	int			n;
-
 	if (ARR_NDIM(arr) > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
 				 errmsg("%s must be a one-dimensional array", argname)));
-	n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
 	if (!nulls_ok && array_contains_nulls(arr))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not contain NULL elements", argname),
 				 errhint("Send a JSON null as 'null'::jsonb.")));
-	return n;
+	return ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+}
+
+/*
+ * mq_check_same_length
+ *		Complain unless an optional per-message array matches the payloads.
+ */
+static void
+mq_check_same_length(int n, int npayloads, const char *argname)
+{
+	if (n != npayloads)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s has %d elements but payloads has %d",
+						argname, n, npayloads),
+				 errhint("Pass one %s element per payload, or NULL for none.",
+						 argname)));
 }
 
 /*
  * mq_send_batch
- *		mq.send_batch(queue_name, payloads, headers, delay) RETURNS SETOF
- *		bigint: one message per payload, ids in input order.
+ *		mq.send_batch(queue_name, payloads, headers, delay, dedup_keys)
+ *		RETURNS SETOF bigint: one message per payload, ids in input order.
+ *
+ * Without dedup keys the batch is one INSERT; with them each message
+ * claims its key in turn (a NULL key means no dedup for that message).
  */
 Datum
 mq_send_batch(PG_FUNCTION_ARGS)
@@ -216,56 +375,140 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	Interval   *delay = mq_arg_interval(fcinfo, 3, "delay", &zero);
 	TimestampTz now = GetCurrentTimestamp();
 	ArrayType  *payloads;
+	ArrayType  *headers = NULL;
+	ArrayType  *keys = NULL;
 	int			npayloads;
 	Tuplestorestate *store;
 	TupleDesc	desc;
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	MqQueue		q;
+	int64		sent = 0;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("payloads must not be NULL")));
 	payloads = PG_GETARG_ARRAYTYPE_P(1);
-	npayloads = mq_check_jsonb_array(payloads, "payloads", false);
+	npayloads = mq_check_array(payloads, "payloads", false);
 	if (!PG_ARGISNULL(2))
 	{
-		ArrayType  *headers = PG_GETARG_ARRAYTYPE_P(2);
-		int			nheaders = mq_check_jsonb_array(headers, "headers", true);
-
-		if (nheaders != npayloads)
-			ereport(ERROR,
-					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-					 errmsg("headers has %d elements but payloads has %d",
-							nheaders, npayloads),
-					 errhint("Pass one headers element per payload, or NULL for none.")));
-		values[4] = PointerGetDatum(headers);
+		headers = PG_GETARG_ARRAYTYPE_P(2);
+		mq_check_same_length(mq_check_array(headers, "headers", true),
+							 npayloads, "headers");
 	}
-	else
+	if (!PG_ARGISNULL(4))
 	{
-		values[4] = (Datum) 0;
-		nulls[4] = 'n';
+		keys = PG_GETARG_ARRAYTYPE_P(4);
+		mq_check_same_length(mq_check_array(keys, "dedup_keys", true),
+							 npayloads, "dedup_keys");
 	}
 
 	store = mq_srf_init(fcinfo, &desc);
 	SPI_connect();
-	values[0] = Int32GetDatum(mq_queue_get(qname)->queue_id);
-	values[1] = mq_time_plus(now, delay);
-	values[2] = TimestampTzGetDatum(now);
-	values[3] = PointerGetDatum(payloads);
-	if (npayloads > 0)
+	q = *mq_queue_get(qname);
+	if (npayloads > 0 && keys == NULL)
 	{
+		Datum		values[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+
+		values[0] = Int32GetDatum(q.queue_id);
+		values[1] = mq_time_plus(now, delay);
+		values[2] = TimestampTzGetDatum(now);
+		values[3] = PointerGetDatum(payloads);
+		values[4] = PointerGetDatum(headers);
+		if (headers == NULL)
+			nulls[4] = 'n';
 		mq_stmt_exec(&mq_stmt_send_batch, values, nulls, 0);
-		mq_copy_to_store(store);
+		mq_store_all(store);
+		sent = npayloads;
+	}
+	else if (npayloads > 0)
+	{
+		Datum	   *pv, *hv = NULL, *kv;
+		bool	   *pn, *hn = NULL, *kn;
+		int			n;
+		int			i;
+		Datum		vt = mq_time_plus(now, delay);
+
+		deconstruct_array(payloads, JSONBOID, -1, false, TYPALIGN_INT, &pv, &pn, &n);
+		if (headers != NULL)
+			deconstruct_array(headers, JSONBOID, -1, false, TYPALIGN_INT, &hv, &hn, &n);
+		deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &kv, &kn, &n);
+		for (i = 0; i < npayloads; i++)
+		{
+			bool		inserted;
+			int64		id;
+			Datum		idd;
+			bool		idnull = false;
+
+			id = mq_send_one(&q, now, vt, pv[i],
+							 hv ? hv[i] : (Datum) 0, hv == NULL || hn[i],
+							 kn[i] ? NULL : DatumGetTextPP(kv[i]), &inserted);
+			if (inserted)
+				sent++;
+			idd = Int64GetDatum(id);
+			tuplestore_putvalues(store, desc, &idd, &idnull);
+		}
 	}
 	SPI_finish();
+	if (sent > 0)
+	{
+		mq_xact_count(q.queue_id, sent, 0, 0);
+		mq_xact_wake(q.queue_id);
+	}
 	return (Datum) 0;
 }
 
 /*
+ * mq_poll_once
+ *		One attempt to lease up to max_messages messages.  Returns how many.
+ *		Inside SPI.
+ */
+static uint64
+mq_poll_once(const MqQueue *q, int32 max_messages, Interval *vt,
+			 Tuplestorestate *store)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	Datum		values[6];
+
+	values[0] = Int32GetDatum(q->queue_id);
+	values[1] = TimestampTzGetDatum(now);
+	values[2] = Int32GetDatum(max_messages);
+	values[3] = mq_time_plus(now, vt ? vt : (Interval *) &q->visibility_timeout);
+	values[4] = mq_ttl_cutoff(q, now);
+	values[5] = Int32GetDatum(q->has_dlq ? q->max_attempts : PG_INT32_MAX);
+	mq_stmt_exec(&mq_stmt_poll, values, NULL, 0);
+	mq_deliver_to_store(store, q->queue_id);
+	return SPI_processed;
+}
+
+/*
+ * mq_next_ready
+ *		When the next not-yet-ready message of q becomes ready (a delayed
+ *		message or a lapsing lease); DT_NOEND if none.  Inside SPI.
+ */
+static TimestampTz
+mq_next_ready(const MqQueue *q, TimestampTz now)
+{
+	Datum		values[2];
+	bool		isnull;
+
+	values[0] = Int32GetDatum(q->queue_id);
+	values[1] = TimestampTzGetDatum(now);
+	mq_stmt_exec(&mq_stmt_next_ready, values, NULL, 1);
+	if (SPI_processed == 0)
+		return DT_NOEND;
+	return DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
  * mq_poll
- *		mq.poll(queue_name, max_messages, visibility_timeout) RETURNS SETOF
- *		mq.message: lease up to max_messages ready messages, oldest first.
+ *		mq.poll(queue_name, max_messages, visibility_timeout, wait) RETURNS
+ *		SETOF mq.message: lease up to max_messages ready messages, oldest
+ *		first.  With a wait, sleep until a message is ready or the wait is
+ *		over: on the queue's condition variable, which the commit of a send
+ *		(or nack, redrive, release) broadcasts, and no longer than until the
+ *		next delayed message or lapsing lease becomes ready.
  */
 Datum
 mq_poll(PG_FUNCTION_ARGS)
@@ -273,21 +516,58 @@ mq_poll(PG_FUNCTION_ARGS)
 	text	   *qname = mq_arg_queue_name(fcinfo, 0);
 	int32		max_messages = mq_arg_max_messages(fcinfo, 1);
 	Interval   *vt = mq_arg_interval(fcinfo, 2, "visibility_timeout", NULL);
-	TimestampTz now = GetCurrentTimestamp();
+	Interval	zero = {0};
+	Interval   *wait = mq_arg_interval(fcinfo, 3, "wait", &zero);
+	TimestampTz deadline = 0;
 	Tuplestorestate *store;
 	TupleDesc	desc;
 	MqQueue		q;
-	Datum		values[4];
+	MqWaitSlot *slot = NULL;
+	bool		waiting;
+
+	waiting = (wait->time > 0 || wait->day > 0 || wait->month > 0);
+	if (waiting)
+	{
+		mq_require_shmem();
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("mq.poll cannot wait inside a REPEATABLE READ or SERIALIZABLE transaction"),
+					 errdetail("The transaction's snapshot would never show new messages."),
+					 errhint("Poll with wait => '0', or wait in a READ COMMITTED transaction.")));
+		deadline = DatumGetTimestampTz(mq_time_plus(GetCurrentTimestamp(), wait));
+	}
 
 	store = mq_srf_init(fcinfo, &desc);
 	SPI_connect();
 	q = *mq_queue_get(qname);
-	values[0] = Int32GetDatum(q.queue_id);
-	values[1] = TimestampTzGetDatum(now);
-	values[2] = Int32GetDatum(max_messages);
-	values[3] = mq_time_plus(now, vt ? vt : &q.visibility_timeout);
-	mq_stmt_exec(&mq_stmt_poll, values, NULL, 0);
-	mq_copy_to_store(store);
+	if (waiting)
+		slot = mq_wait_slot(MyDatabaseId, q.queue_id);
+
+	for (;;)
+	{
+		uint64		generation = waiting ? pg_atomic_read_u64(&slot->generation) : 0;
+		TimestampTz now;
+		TimestampTz until;
+
+		if (mq_poll_once(&q, max_messages, vt, store) > 0 || !waiting)
+			break;
+		now = GetCurrentTimestamp();
+		if (now >= deadline)
+			break;
+		until = Min(deadline, mq_next_ready(&q, now));
+
+		ConditionVariablePrepareToSleep(&slot->cv);
+		if (pg_atomic_read_u64(&slot->generation) == generation)
+		{
+			long		ms = (long) ((until - GetCurrentTimestamp()) / 1000) + 1;
+
+			if (ms > 0)
+				(void) ConditionVariableTimedSleep(&slot->cv, ms, PG_WAIT_EXTENSION);
+		}
+		ConditionVariableCancelSleep();
+		CHECK_FOR_INTERRUPTS();
+	}
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -305,16 +585,23 @@ mq_pop(PG_FUNCTION_ARGS)
 	TimestampTz now = GetCurrentTimestamp();
 	Tuplestorestate *store;
 	TupleDesc	desc;
-	Datum		values[3];
+	Datum		values[4];
+	MqQueue		q;
+	uint64		n;
 
 	store = mq_srf_init(fcinfo, &desc);
 	SPI_connect();
-	values[0] = Int32GetDatum(mq_queue_get(qname)->queue_id);
+	q = *mq_queue_get(qname);
+	values[0] = Int32GetDatum(q.queue_id);
 	values[1] = TimestampTzGetDatum(now);
 	values[2] = Int32GetDatum(max_messages);
+	values[3] = mq_ttl_cutoff(&q, now);
 	mq_stmt_exec(&mq_stmt_pop, values, NULL, 0);
-	mq_copy_to_store(store);
+	n = SPI_processed;
+	mq_store_all(store);
 	SPI_finish();
+	if (n > 0)
+		mq_xact_count(q.queue_id, 0, (int64) n, 0);
 	return (Datum) 0;
 }
 
@@ -343,14 +630,18 @@ mq_ack(PG_FUNCTION_ARGS)
 	text	   *qname = mq_arg_queue_name(fcinfo, 0);
 	int64		msg_id = mq_arg_msg_id(fcinfo, 1);
 	Datum		values[2];
+	int32		queue_id;
 	uint64		n;
 
 	SPI_connect();
-	values[0] = Int32GetDatum(mq_queue_get(qname)->queue_id);
+	queue_id = mq_queue_get(qname)->queue_id;
+	values[0] = Int32GetDatum(queue_id);
 	values[1] = Int64GetDatum(msg_id);
 	mq_stmt_exec(&mq_stmt_ack, values, NULL, 0);
 	n = SPI_processed;
 	SPI_finish();
+	if (n > 0)
+		mq_xact_count(queue_id, 0, (int64) n, 0);
 	PG_RETURN_BOOL(n > 0);
 }
 
@@ -364,6 +655,7 @@ mq_ack_batch(PG_FUNCTION_ARGS)
 {
 	text	   *qname = mq_arg_queue_name(fcinfo, 0);
 	Datum		values[2];
+	int32		queue_id;
 	uint64		n;
 
 	if (PG_ARGISNULL(1))
@@ -371,11 +663,14 @@ mq_ack_batch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("msg_ids must not be NULL")));
 	SPI_connect();
-	values[0] = Int32GetDatum(mq_queue_get(qname)->queue_id);
+	queue_id = mq_queue_get(qname)->queue_id;
+	values[0] = Int32GetDatum(queue_id);
 	values[1] = PG_GETARG_DATUM(1);
 	mq_stmt_exec(&mq_stmt_ack_batch, values, NULL, 0);
 	n = SPI_processed;
 	SPI_finish();
+	if (n > 0)
+		mq_xact_count(queue_id, 0, (int64) n, 0);
 	PG_RETURN_INT64((int64) n);
 }
 
@@ -383,7 +678,7 @@ mq_ack_batch(PG_FUNCTION_ARGS)
  * mq_extend
  *		mq.extend(queue_name, msg_id, visibility_timeout) RETURNS timestamptz:
  *		the message becomes visible visibility_timeout from now ('0' releases
- *		it at once).  NULL if the message is gone.
+ *		it at once and wakes waiters).  NULL if the message is gone.
  */
 Datum
 mq_extend(PG_FUNCTION_ARGS)
@@ -395,6 +690,7 @@ mq_extend(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	Datum		result = (Datum) 0;
 	bool		isnull = true;
+	int32		queue_id;
 
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -403,7 +699,8 @@ mq_extend(PG_FUNCTION_ARGS)
 	vt = mq_arg_interval(fcinfo, 2, "visibility_timeout", NULL);
 
 	SPI_connect();
-	values[0] = Int32GetDatum(mq_queue_get(qname)->queue_id);
+	queue_id = mq_queue_get(qname)->queue_id;
+	values[0] = Int32GetDatum(queue_id);
 	values[1] = Int64GetDatum(msg_id);
 	values[2] = mq_time_plus(now, vt);
 	mq_stmt_exec(&mq_stmt_extend, values, NULL, 0);
@@ -413,5 +710,7 @@ mq_extend(PG_FUNCTION_ARGS)
 	SPI_finish();
 	if (isnull)
 		PG_RETURN_NULL();
+	if (vt->time == 0 && vt->day == 0 && vt->month == 0)
+		mq_xact_wake(queue_id);
 	PG_RETURN_DATUM(result);
 }

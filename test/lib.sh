@@ -16,7 +16,7 @@ MQ_PGVER=${MQ_PGVER:-15}
 MQ_PGBIN=${MQ_PGBIN:-/usr/lib/postgresql/$MQ_PGVER/bin}
 export PG_CONFIG=${PG_CONFIG:-$MQ_PGBIN/pg_config}
 MQ_PORT=${MQ_PORT:-54$((RANDOM % 90 + 10))}
-MQ_CLUSTER_DIR=""
+MQ_CLUSTER_DIR=${MQ_CLUSTER_DIR:-}
 MQ_RUNAS=()
 
 mq_log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }

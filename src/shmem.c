@@ -1,0 +1,269 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  mq's shared memory: wait slots for long polls, the ring of attempts
+ *	  made by aborted transactions, per-queue counters, and the registry of
+ *	  background workers.
+ *
+ * Everything here lives as long as the postmaster.  A crash that resets
+ * shared memory loses what was not yet written to tables (pending counter
+ * deltas, aborted attempts not yet applied); nothing else depends on it.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mq.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+
+MqShared   *mq_shared = NULL;
+
+static shmem_startup_hook_type mq_prev_shmem_startup_hook = NULL;
+#if PG_VERSION_NUM >= 150000
+static shmem_request_hook_type mq_prev_shmem_request_hook = NULL;
+#endif
+
+/*
+ * mq_shmem_size
+ *		Bytes of shared memory mq needs.
+ */
+static Size
+mq_shmem_size(void)
+{
+	return MAXALIGN(sizeof(MqShared));
+}
+
+/*
+ * mq_shmem_request
+ *		Ask for our shared memory and our LWLock.
+ */
+static void
+mq_shmem_request(void)
+{
+#if PG_VERSION_NUM >= 150000
+	if (mq_prev_shmem_request_hook)
+		mq_prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(mq_shmem_size());
+	RequestNamedLWLockTranche("mq", 1);
+}
+
+/*
+ * mq_shmem_startup
+ *		Create or attach to mq's shared state.
+ */
+static void
+mq_shmem_startup(void)
+{
+	bool		found;
+	int			i;
+
+	if (mq_prev_shmem_startup_hook)
+		mq_prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	mq_shared = ShmemInitStruct("mq", mq_shmem_size(), &found);
+	if (!found)
+	{
+		memset(mq_shared, 0, sizeof(MqShared));
+		mq_shared->lock = &(GetNamedLWLockTranche("mq"))->lock;
+		for (i = 0; i < MQ_WAIT_SLOTS; i++)
+		{
+			pg_atomic_init_u64(&mq_shared->wait[i].generation, 0);
+			ConditionVariableInit(&mq_shared->wait[i].cv);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * mq_shmem_init
+ *		Install the hooks; called from _PG_init under
+ *		shared_preload_libraries.
+ */
+void
+mq_shmem_init(void)
+{
+#if PG_VERSION_NUM >= 150000
+	mq_prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = mq_shmem_request;
+#else
+	mq_shmem_request();
+#endif
+	mq_prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = mq_shmem_startup;
+}
+
+/*
+ * mq_require_shmem
+ *		Error out clearly when mq was not preloaded.
+ */
+void
+mq_require_shmem(void)
+{
+	if (mq_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("mq must be loaded via shared_preload_libraries"),
+				 errhint("Add mq to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * mq_wait_slot
+ *		The wait slot of a queue of the current database.
+ */
+MqWaitSlot *
+mq_wait_slot(Oid dboid, int32 queue_id)
+{
+	uint32		h = (uint32) dboid * 2654435761u ^ (uint32) queue_id * 40503u;
+
+	return &mq_shared->wait[h % MQ_WAIT_SLOTS];
+}
+
+/*
+ * mq_counter_find
+ *		The counter entry of (dboid, queue_id), created if create is true.
+ *		Caller holds mq_shared->lock (exclusive if create).  NULL if absent
+ *		or the table is full.
+ */
+static MqCounter *
+mq_counter_find(Oid dboid, int32 queue_id, bool create)
+{
+	uint32		h = ((uint32) dboid * 2654435761u) ^ (uint32) queue_id;
+	int			i;
+
+	for (i = 0; i < MQ_MAX_COUNTERS; i++)
+	{
+		MqCounter  *c = &mq_shared->counters[(h + i) % MQ_MAX_COUNTERS];
+
+		if (c->dboid == dboid && c->queue_id == queue_id)
+			return c;
+		if (c->dboid == InvalidOid)
+		{
+			if (!create)
+				return NULL;
+			c->dboid = dboid;
+			c->queue_id = queue_id;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * mq_counter_add
+ *		Add committed deltas to a queue's pending counters.
+ */
+void
+mq_counter_add(Oid dboid, int32 queue_id, int64 sent, int64 acked,
+			   int64 dead)
+{
+	MqCounter  *c;
+
+	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+	c = mq_counter_find(dboid, queue_id, true);
+	if (c != NULL)
+	{
+		c->sent += sent;
+		c->acked += acked;
+		c->dead += dead;
+	}
+	else
+		mq_shared->counters_lost++;
+	LWLockRelease(mq_shared->lock);
+}
+
+/*
+ * mq_counter_take
+ *		Copy out and zero the pending counters of dboid (for the worker),
+ *		or just copy them (reset = false, for the stats view).  Returns the
+ *		number of entries written to out (at most max).
+ */
+int
+mq_counter_take(Oid dboid, MqCounter *out, int max, bool reset)
+{
+	int			i;
+	int			n = 0;
+
+	LWLockAcquire(mq_shared->lock, reset ? LW_EXCLUSIVE : LW_SHARED);
+	for (i = 0; i < MQ_MAX_COUNTERS && n < max; i++)
+	{
+		MqCounter  *c = &mq_shared->counters[i];
+
+		if (c->dboid != dboid || (c->sent == 0 && c->acked == 0 && c->dead == 0))
+			continue;
+		out[n++] = *c;
+		if (reset)
+			c->sent = c->acked = c->dead = 0;
+	}
+	LWLockRelease(mq_shared->lock);
+	return n;
+}
+
+/*
+ * mq_abort_push
+ *		Remember deliveries made by a transaction that is aborting, so the
+ *		worker can count them as attempts.  Drops what does not fit.
+ */
+void
+mq_abort_push(Oid dboid, const MqDelivery *d, int n)
+{
+	int			i;
+	bool		lost = false;
+
+	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+	for (i = 0; i < n; i++)
+	{
+		uint64		next = mq_shared->abort_head + 1;
+
+		if (next - mq_shared->abort_tail > MQ_ABORT_RING)
+		{
+			mq_shared->aborts_lost += n - i;
+			lost = true;
+			break;
+		}
+		mq_shared->aborts[mq_shared->abort_head % MQ_ABORT_RING].dboid = dboid;
+		mq_shared->aborts[mq_shared->abort_head % MQ_ABORT_RING].d = d[i];
+		mq_shared->abort_head = next;
+	}
+	LWLockRelease(mq_shared->lock);
+	if (lost)
+		ereport(WARNING,
+				(errmsg("mq: %d aborted deliveries were not counted as attempts", n - i),
+				 errdetail("The ring of aborted deliveries is full; is the mq background worker running?")));
+	mq_worker_wake(dboid);
+}
+
+/*
+ * mq_abort_take
+ *		Take up to max aborted deliveries of dboid out of the ring.  Entries
+ *		of other databases stay (they are moved to the front).
+ */
+int
+mq_abort_take(Oid dboid, MqDelivery *out, int max)
+{
+	uint64		i;
+	uint64		keep;
+	int			n = 0;
+
+	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+	keep = mq_shared->abort_head;
+	for (i = mq_shared->abort_tail; i < mq_shared->abort_head; i++)
+	{
+		MqAbortEntry *e = &mq_shared->aborts[i % MQ_ABORT_RING];
+
+		if (e->dboid == dboid && n < max)
+		{
+			out[n++] = e->d;
+			e->dboid = InvalidOid;	/* consumed */
+		}
+	}
+	/* advance the tail past consumed entries */
+	while (mq_shared->abort_tail < keep &&
+		   mq_shared->aborts[mq_shared->abort_tail % MQ_ABORT_RING].dboid == InvalidOid)
+		mq_shared->abort_tail++;
+	LWLockRelease(mq_shared->lock);
+	return n;
+}

@@ -1,0 +1,679 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The mq launcher and its per-database workers.
+ *
+ * The launcher is a static background worker registered from _PG_init.
+ * It connects to no database; every mq.launcher_interval it lists the
+ * databases that accept connections and starts a dynamic worker in each
+ * that has none.  A worker whose database lacks the mq extension exits at
+ * once and is not retried for a minute; CREATE EXTENSION mq asks the
+ * launcher (at commit) to start one right away.
+ *
+ * A database worker sleeps on its latch and, every mq.naptime or when a
+ * backend pokes it, runs one maintenance pass in a transaction: counts the
+ * deliveries of aborted transactions as attempts, writes the counters
+ * kept in shared memory to mq.queue_counter, and calls mq.maintain()
+ * (dead-letters lapsed last attempts and expired messages, expires dedup
+ * keys and inbox entries).  An error ends the worker; the postmaster starts
+ * it again after a pause.  SIGTERM ends it at the next wait.
+ *
+ * DROP DATABASE and ALTER DATABASE ... RENAME refuse to run while anyone
+ * is connected, so a utility hook stops the worker of the database first.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mq.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/proc.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
+
+PGDLLEXPORT void mq_launcher_main(Datum main_arg);
+PGDLLEXPORT void mq_db_worker_main(Datum main_arg);
+
+PG_FUNCTION_INFO_V1(mq_sql_launch);
+PG_FUNCTION_INFO_V1(mq_sql_pending_counters);
+PG_FUNCTION_INFO_V1(mq_sql_worker_tick);
+
+#define MQ_LAUNCHER_INTERVAL_MS 10000
+#define MQ_ABSENT_RECHECK_MS 60000
+
+static ProcessUtility_hook_type mq_prev_utility_hook = NULL;
+
+/* the slot of this database worker, in the worker process */
+static MqDbWorker *mq_my_slot = NULL;
+
+static MqStmt mq_stmt_count_attempts = {
+	"WITH c AS ("
+	"  SELECT m.ctid FROM mq.queue_message m"
+	"  WHERE m.msg_id OPERATOR(pg_catalog.=) ANY ($1)"
+	"  FOR UPDATE SKIP LOCKED)"
+	" UPDATE mq.queue_message m"
+	" SET attempt = m.attempt OPERATOR(pg_catalog.+) 1,"
+	"     exhausted = (q.dead_letter_queue_id IS NOT NULL AND"
+	"                  m.attempt OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) q.max_attempts)"
+	" FROM mq.queue q"
+	" WHERE q.queue_id OPERATOR(pg_catalog.=) m.queue_id"
+	"   AND m.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.ctid FROM c))"
+	" RETURNING m.msg_id",
+	1, {INT8ARRAYOID}
+};
+
+static MqStmt mq_stmt_still_there = {
+	"SELECT m.msg_id, m.queue_id FROM mq.queue_message m"
+	" WHERE m.msg_id OPERATOR(pg_catalog.=) ANY ($1)",
+	1, {INT8ARRAYOID}
+};
+
+static MqStmt mq_stmt_flush_counter = {
+	"UPDATE mq.queue_counter SET"
+	" total_sent = total_sent OPERATOR(pg_catalog.+) $2,"
+	" total_acked = total_acked OPERATOR(pg_catalog.+) $3,"
+	" total_dead = total_dead OPERATOR(pg_catalog.+) $4,"
+	" updated_at = pg_catalog.now()"
+	" WHERE queue_id OPERATOR(pg_catalog.=) $1",
+	4, {INT4OID, INT8OID, INT8OID, INT8OID}
+};
+
+static MqStmt mq_stmt_maintain = {
+	"SELECT mq.maintain()", 0, {InvalidOid}
+};
+
+/*
+ * mq_worker_slot
+ *		The registry slot of dboid, created if create.  Caller holds
+ *		mq_shared->lock exclusively.  NULL if absent or full.
+ */
+static MqDbWorker *
+mq_worker_slot(Oid dboid, bool create)
+{
+	int			i;
+	MqDbWorker *free_slot = NULL;
+
+	for (i = 0; i < MQ_MAX_DB_WORKERS; i++)
+	{
+		MqDbWorker *w = &mq_shared->workers[i];
+
+		if (w->dboid == dboid)
+			return w;
+		if (w->dboid == InvalidOid && free_slot == NULL)
+			free_slot = w;
+	}
+	if (create && free_slot != NULL)
+	{
+		memset(free_slot, 0, sizeof(*free_slot));
+		free_slot->dboid = dboid;
+	}
+	return create ? free_slot : NULL;
+}
+
+/*
+ * mq_worker_wake
+ *		Poke the worker of dboid, if it runs.
+ */
+void
+mq_worker_wake(Oid dboid)
+{
+	MqDbWorker *w;
+
+	if (mq_shared == NULL)
+		return;
+	LWLockAcquire(mq_shared->lock, LW_SHARED);
+	w = mq_worker_slot(dboid, false);
+	if (w != NULL && w->latch != NULL)
+		SetLatch(w->latch);
+	LWLockRelease(mq_shared->lock);
+}
+
+/*
+ * mq_worker_request_launch
+ *		Ask the launcher to start the worker of dboid now.
+ */
+void
+mq_worker_request_launch(Oid dboid)
+{
+	MqDbWorker *w;
+
+	if (mq_shared == NULL)
+		return;
+	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+	w = mq_worker_slot(dboid, true);
+	if (w != NULL)
+		w->not_before = 0;
+	if (mq_shared->launcher_latch != NULL)
+		SetLatch(mq_shared->launcher_latch);
+	LWLockRelease(mq_shared->lock);
+}
+
+/*
+ * mq_worker_stop
+ *		Stop the worker of dboid and keep it stopped for a while; waits up to
+ *		10 s for it to exit.  Used before DROP/RENAME DATABASE.
+ */
+static void
+mq_worker_stop(Oid dboid)
+{
+	MqDbWorker *w;
+	pid_t		pid = 0;
+	int			i;
+
+	if (mq_shared == NULL || !OidIsValid(dboid))
+		return;
+	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+	w = mq_worker_slot(dboid, false);
+	if (w != NULL)
+	{
+		w->not_before = GetCurrentTimestamp() + 30 * USECS_PER_SEC;
+		pid = w->pid;
+	}
+	LWLockRelease(mq_shared->lock);
+	if (pid == 0)
+		return;
+	kill(pid, SIGTERM);
+	for (i = 0; i < 1000; i++)
+	{
+		bool		gone;
+
+		LWLockAcquire(mq_shared->lock, LW_SHARED);
+		gone = (w->pid != pid);
+		LWLockRelease(mq_shared->lock);
+		if (gone)
+			break;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
+}
+
+/*
+ * mq_db_oid_by_name
+ *		OID of a database, or InvalidOid.
+ */
+static Oid
+mq_db_oid_by_name(const char *name)
+{
+	return name ? get_database_oid(name, true) : InvalidOid;
+}
+
+/*
+ * mq_utility_hook
+ *		Stop our worker before commands that need a database to themselves.
+ */
+static void
+mq_utility_hook(PlannedStmt *pstmt, const char *queryString,
+				bool readOnlyTree, ProcessUtilityContext context,
+				ParamListInfo params, QueryEnvironment *queryEnv,
+				DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *node = pstmt->utilityStmt;
+
+	if (IsA(node, DropdbStmt))
+		mq_worker_stop(mq_db_oid_by_name(((DropdbStmt *) node)->dbname));
+	else if (IsA(node, RenameStmt) &&
+			 ((RenameStmt *) node)->renameType == OBJECT_DATABASE)
+		mq_worker_stop(mq_db_oid_by_name(((RenameStmt *) node)->subname));
+	else if (IsA(node, CreatedbStmt))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CreatedbStmt *) node)->options)
+		{
+			DefElem    *opt = lfirst(lc);
+
+			if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+				mq_worker_stop(mq_db_oid_by_name(defGetString(opt)));
+		}
+	}
+
+	if (mq_prev_utility_hook)
+		mq_prev_utility_hook(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/*
+ * mq_worker_init
+ *		Register the launcher and the utility hook; from _PG_init.
+ */
+void
+mq_worker_init(void)
+{
+	BackgroundWorker bgw;
+
+	mq_prev_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = mq_utility_hook;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "mq");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "mq_launcher_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "mq launcher");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "mq launcher");
+	RegisterBackgroundWorker(&bgw);
+}
+
+/*
+ * mq_launch_db_worker
+ *		Start the worker of one database.  Returns its handle or NULL.
+ */
+static BackgroundWorkerHandle *
+mq_launch_db_worker(Oid dboid)
+{
+	BackgroundWorker bgw;
+	BackgroundWorkerHandle *handle;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 5;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "mq");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "mq_db_worker_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "mq worker for database %u", dboid);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "mq worker");
+	bgw.bgw_main_arg = ObjectIdGetDatum(dboid);
+	bgw.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
+		return NULL;
+	return handle;
+}
+
+/*
+ * mq_launcher_scan
+ *		Start a worker in every connectable database that has none.
+ */
+static void
+mq_launcher_scan(BackgroundWorkerHandle **handles, Oid *handle_db)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Oid			dbs[MQ_MAX_DB_WORKERS];
+	int			ndbs = 0;
+	int			i;
+	TimestampTz now = GetCurrentTimestamp();
+
+	StartTransactionCommand();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL &&
+		   ndbs < MQ_MAX_DB_WORKERS)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (db->datallowconn && !db->datistemplate)
+			dbs[ndbs++] = db->oid;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+
+	for (i = 0; i < ndbs; i++)
+	{
+		MqDbWorker *w;
+		int			h;
+		bool		launch = false;
+
+		/* is our previous launch for this database still alive? */
+		for (h = 0; h < MQ_MAX_DB_WORKERS; h++)
+			if (handle_db[h] == dbs[i])
+				break;
+		if (h < MQ_MAX_DB_WORKERS && handles[h] != NULL)
+		{
+			pid_t		pid;
+
+			if (GetBackgroundWorkerPid(handles[h], &pid) != BGWH_STOPPED)
+				continue;
+			pfree(handles[h]);
+			handles[h] = NULL;
+			handle_db[h] = InvalidOid;
+		}
+
+		LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+		w = mq_worker_slot(dbs[i], true);
+		if (w != NULL && w->pid == 0 && now >= w->not_before)
+		{
+			launch = true;
+			/* no news within the recheck interval means no mq there */
+			w->not_before = now + MQ_ABSENT_RECHECK_MS * (int64) 1000;
+		}
+		LWLockRelease(mq_shared->lock);
+		if (!launch)
+			continue;
+
+		for (h = 0; h < MQ_MAX_DB_WORKERS; h++)
+			if (handles[h] == NULL)
+				break;
+		if (h == MQ_MAX_DB_WORKERS)
+			break;
+		handles[h] = mq_launch_db_worker(dbs[i]);
+		handle_db[h] = handles[h] ? dbs[i] : InvalidOid;
+	}
+}
+
+/*
+ * mq_launcher_main
+ *		Entry point of the launcher.
+ */
+void
+mq_launcher_main(Datum main_arg)
+{
+	BackgroundWorkerHandle *handles[MQ_MAX_DB_WORKERS];
+	Oid			handle_db[MQ_MAX_DB_WORKERS];
+
+	memset(handles, 0, sizeof(handles));
+	memset(handle_db, 0, sizeof(handle_db));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+	mq_shared->launcher_pid = MyProcPid;
+	mq_shared->launcher_latch = MyLatch;
+	LWLockRelease(mq_shared->lock);
+
+	while (!ShutdownRequestPending)
+	{
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (mq_worker_enabled)
+			mq_launcher_scan(handles, handle_db);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 MQ_LAUNCHER_INTERVAL_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+
+	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+	mq_shared->launcher_latch = NULL;
+	mq_shared->launcher_pid = 0;
+	LWLockRelease(mq_shared->lock);
+	proc_exit(0);
+}
+
+/*
+ * mq_db_worker_detach
+ *		on_shmem_exit: clear our registry slot.
+ */
+static void
+mq_db_worker_detach(int code, Datum arg)
+{
+	if (mq_my_slot == NULL)
+		return;
+	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+	if (mq_my_slot->pid == MyProcPid)
+	{
+		mq_my_slot->pid = 0;
+		mq_my_slot->latch = NULL;
+	}
+	LWLockRelease(mq_shared->lock);
+}
+
+/*
+ * mq_int8_array
+ *		A bigint[] of the msg_ids of d[0..n-1].
+ */
+static ArrayType *
+mq_int8_array(const MqDelivery *d, int n)
+{
+	Datum	   *ids = palloc(Max(n, 1) * sizeof(Datum));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		ids[i] = Int64GetDatum(d[i].msg_id);
+	return construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+}
+
+/*
+ * mq_count_aborted_attempts
+ *		Count the deliveries of aborted transactions as attempts.  Messages
+ *		locked by someone right now are put back for the next pass; messages
+ *		that are gone are forgotten.  Inside SPI.
+ */
+static uint64
+mq_count_aborted_attempts(void)
+{
+	MqDelivery	d[1000];
+	int			n;
+	uint64		done = 0;
+
+	n = mq_abort_take(MyDatabaseId, d, lengthof(d));
+	if (n > 0)
+	{
+		Datum		values[1];
+		int			i;
+		int			k = 0;
+		uint64		j;
+		bool		isnull;
+		int64	   *counted;
+		uint64		ncounted;
+
+		values[0] = PointerGetDatum(mq_int8_array(d, n));
+		mq_stmt_exec(&mq_stmt_count_attempts, values, NULL, 0);
+		done = ncounted = SPI_processed;
+		if (ncounted == (uint64) n)
+			return done;
+
+		counted = palloc(Max(ncounted, 1) * sizeof(int64));
+		for (j = 0; j < ncounted; j++)
+			counted[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+		/* keep the ones not counted ... */
+		for (i = 0; i < n; i++)
+		{
+			bool		seen = false;
+
+			for (j = 0; j < ncounted && !seen; j++)
+				seen = (counted[j] == d[i].msg_id);
+			if (!seen)
+				d[k++] = d[i];
+		}
+		/* ... that still exist: they were locked; try again next pass */
+		values[0] = PointerGetDatum(mq_int8_array(d, k));
+		mq_stmt_exec(&mq_stmt_still_there, values, NULL, 0);
+		k = 0;
+		for (j = 0; j < SPI_processed; j++)
+		{
+			d[k].msg_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+			d[k].queue_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[j],
+														SPI_tuptable->tupdesc, 2, &isnull));
+			k++;
+		}
+		if (k > 0)
+			mq_abort_push(MyDatabaseId, d, k);
+	}
+	return done;
+}
+
+/*
+ * mq_flush_counters
+ *		Write the counters kept in shared memory to mq.queue_counter.
+ */
+static void
+mq_flush_counters(void)
+{
+	MqCounter  *c = palloc(sizeof(MqCounter) * 1024);
+	int			n;
+	int			i;
+
+	n = mq_counter_take(MyDatabaseId, c, 1024, true);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[4];
+
+		values[0] = Int32GetDatum(c[i].queue_id);
+		values[1] = Int64GetDatum(c[i].sent);
+		values[2] = Int64GetDatum(c[i].acked);
+		values[3] = Int64GetDatum(c[i].dead);
+		mq_stmt_exec(&mq_stmt_flush_counter, values, NULL, 0);
+	}
+	pfree(c);
+}
+
+/*
+ * mq_worker_pass
+ *		One maintenance pass, inside a transaction and SPI.
+ */
+static void
+mq_worker_pass(void)
+{
+	mq_count_aborted_attempts();
+	mq_flush_counters();
+	mq_stmt_exec(&mq_stmt_maintain, NULL, NULL, 0);
+}
+
+/*
+ * mq_db_worker_main
+ *		Entry point of a database worker.
+ */
+void
+mq_db_worker_main(Datum main_arg)
+{
+	Oid			dboid = DatumGetObjectId(main_arg);
+	bool		installed;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+
+	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+	mq_my_slot = mq_worker_slot(dboid, true);
+	if (mq_my_slot == NULL || (mq_my_slot->pid != 0 && mq_my_slot->pid != MyProcPid))
+	{
+		LWLockRelease(mq_shared->lock);
+		proc_exit(0);			/* another worker serves this database */
+	}
+	mq_my_slot->pid = MyProcPid;
+	mq_my_slot->latch = MyLatch;
+	LWLockRelease(mq_shared->lock);
+	before_shmem_exit(mq_db_worker_detach, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+
+	while (!ShutdownRequestPending)
+	{
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!mq_worker_enabled)
+			break;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		installed = OidIsValid(get_extension_oid("mq", true));
+		if (installed)
+		{
+			pgstat_report_activity(STATE_RUNNING, "mq maintenance pass");
+			SPI_connect();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			mq_worker_pass();
+			PopActiveSnapshot();
+			SPI_finish();
+		}
+		CommitTransactionCommand();
+		pgstat_report_stat(true);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (!installed)
+			break;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 mq_naptime_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	proc_exit(0);
+}
+
+/*
+ * mq_sql_launch
+ *		mq._launch_worker(): start this database's worker once the calling
+ *		transaction commits (CREATE EXTENSION calls it).
+ */
+Datum
+mq_sql_launch(PG_FUNCTION_ARGS)
+{
+	mq_xact_launch_on_commit();
+	PG_RETURN_VOID();
+}
+
+/*
+ * mq_sql_pending_counters
+ *		mq._pending_counters(): counter deltas of this database committed but
+ *		not yet written to mq.queue_counter.
+ */
+Datum
+mq_sql_pending_counters(PG_FUNCTION_ARGS)
+{
+	TupleDesc	desc;
+	Tuplestorestate *store = mq_srf_init(fcinfo, &desc);
+	MqCounter  *c;
+	int			n;
+	int			i;
+
+	if (mq_shared == NULL)
+		return (Datum) 0;
+	c = palloc(sizeof(MqCounter) * MQ_MAX_COUNTERS);
+	n = mq_counter_take(MyDatabaseId, c, MQ_MAX_COUNTERS, false);
+	for (i = 0; i < n; i++)
+	{
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+
+		values[0] = Int32GetDatum(c[i].queue_id);
+		values[1] = Int64GetDatum(c[i].sent);
+		values[2] = Int64GetDatum(c[i].acked);
+		values[3] = Int64GetDatum(c[i].dead);
+		tuplestore_putvalues(store, desc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * mq_sql_worker_tick
+ *		mq.run_maintenance(): run one worker pass in the calling session
+ *		(for tests, and for servers where the worker is disabled).  Returns
+ *		how many aborted deliveries it counted as attempts.
+ */
+Datum
+mq_sql_worker_tick(PG_FUNCTION_ARGS)
+{
+	uint64		n;
+
+	mq_require_shmem();
+	SPI_connect();
+	n = mq_count_aborted_attempts();
+	mq_flush_counters();
+	mq_stmt_exec(&mq_stmt_maintain, NULL, NULL, 0);
+	SPI_finish();
+	PG_RETURN_INT64((int64) n);
+}
