@@ -687,14 +687,17 @@ AS $$
     LEFT JOIN mq._pending_counters() p ON p.queue_id = c.queue_id
 $$;
 
+-- Counts come from the ready index: ready rows by an index-only range
+-- count, the rest (in flight, delayed: vt in the future) from the short
+-- range after "now".  "now" is the statement's start, so it is an index bound.
 CREATE VIEW mq.queue_stats AS
 SELECT q.queue_name,
-       coalesce(s.ready, 0)     AS ready,
-       coalesce(s.in_flight, 0) AS in_flight,
-       coalesce(s.delayed, 0)   AS delayed,
-       coalesce(s.ready, 0) + coalesce(s.in_flight, 0) + coalesce(s.delayed, 0) AS total,
-       pg_catalog.clock_timestamp() - s.oldest_ready AS oldest_ready_age,
-       s.oldest_enqueued_at,
+       r.ready,
+       f.in_flight,
+       f.delayed,
+       r.ready + f.in_flight + f.delayed AS total,
+       pg_catalog.statement_timestamp() - o.enqueued_at AS oldest_ready_age,
+       o.enqueued_at AS oldest_enqueued_at,
        coalesce(t.total_sent, 0)  AS total_sent,
        coalesce(t.total_acked, 0) AS total_acked,
        coalesce(t.total_dead, 0)  AS total_dead,
@@ -702,15 +705,22 @@ SELECT q.queue_name,
 FROM mq.queue q
 LEFT JOIN mq.queue d ON d.queue_id = q.dead_letter_queue_id
 LEFT JOIN mq._totals() t ON t.queue_id = q.queue_id
-LEFT JOIN LATERAL (
-    SELECT count(*) FILTER (WHERE m.vt <= pg_catalog.clock_timestamp()) AS ready,
-           count(*) FILTER (WHERE m.vt > pg_catalog.clock_timestamp() AND m.attempt > 0) AS in_flight,
-           count(*) FILTER (WHERE m.vt > pg_catalog.clock_timestamp() AND m.attempt = 0) AS delayed,
-           min(m.enqueued_at) FILTER (WHERE m.vt <= pg_catalog.clock_timestamp()) AS oldest_ready,
-           min(m.enqueued_at) AS oldest_enqueued_at
+CROSS JOIN LATERAL (
+    SELECT count(*) AS ready FROM mq.queue_message m
+    WHERE m.queue_id = q.queue_id AND m.vt <= pg_catalog.statement_timestamp()
+) r
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE m.attempt > 0) AS in_flight,
+           count(*) FILTER (WHERE m.attempt = 0) AS delayed
     FROM mq.queue_message m
-    WHERE m.queue_id = q.queue_id
-) s ON true;
+    WHERE m.queue_id = q.queue_id AND m.vt > pg_catalog.statement_timestamp()
+) f
+LEFT JOIN LATERAL (
+    SELECT m.enqueued_at FROM mq.queue_message m
+    WHERE m.queue_id = q.queue_id AND m.vt <= pg_catalog.statement_timestamp()
+      AND NOT m.exhausted
+    ORDER BY m.vt, m.msg_id LIMIT 1
+) o ON true;
 
 --------------------------------------------------------------------------
 -- Maintenance (run by the background worker every mq.naptime)
