@@ -220,9 +220,8 @@ BEGIN
     IF dlq IS NULL THEN
         dlq := queue_name || '_dlq';
         IF octet_length(dlq) > 63 THEN
-            RAISE EXCEPTION 'the default dead-letter queue name "%" would be too long', dlq
-                USING ERRCODE = 'name_too_long',
-                      HINT = 'Pass dead_letter_queue => ''name'' explicitly.';
+            -- keep it unique and within 63 bytes: a prefix and a hash
+            dlq := left(queue_name, 50) || '_' || left(md5(queue_name), 8) || '_dlq';
         END IF;
     ELSE
         PERFORM mq._check_name(dlq);
@@ -345,6 +344,7 @@ BEGIN
         RAISE EXCEPTION 'queue_name must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM mq._check_name(queue_name);
     SELECT * INTO q FROM mq.queue x WHERE x.queue_name = drop_queue.queue_name FOR UPDATE;
     IF q.queue_id IS NULL THEN
         RETURN false;

@@ -142,6 +142,7 @@ extern void mq_counter_add(Oid dboid, int32 queue_id, int64 sent,
 						   int64 acked, int64 dead);
 extern int	mq_counter_take(Oid dboid, MqCounter *out, int max, bool reset);
 extern void mq_abort_push(Oid dboid, const MqDelivery *d, int n);
+extern void mq_abort_push_quiet(Oid dboid, const MqDelivery *d, int n);
 extern int	mq_abort_take(Oid dboid, MqDelivery *out, int max);
 
 /* xact.c */

@@ -20,6 +20,8 @@
 
 MqShared   *mq_shared = NULL;
 
+static void mq_abort_store(Oid dboid, const MqDelivery *d, int n);
+
 static shmem_startup_hook_type mq_prev_shmem_startup_hook = NULL;
 #if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type mq_prev_shmem_request_hook = NULL;
@@ -210,6 +212,28 @@ mq_counter_take(Oid dboid, MqCounter *out, int max, bool reset)
 void
 mq_abort_push(Oid dboid, const MqDelivery *d, int n)
 {
+	mq_abort_store(dboid, d, n);
+	mq_worker_wake(dboid);
+}
+
+/*
+ * mq_abort_push_quiet
+ *		Put debts back without waking the worker (they wait for its next
+ *		pass).
+ */
+void
+mq_abort_push_quiet(Oid dboid, const MqDelivery *d, int n)
+{
+	mq_abort_store(dboid, d, n);
+}
+
+/*
+ * mq_abort_store
+ *		Append to the ring of aborted deliveries; drops what does not fit.
+ */
+static void
+mq_abort_store(Oid dboid, const MqDelivery *d, int n)
+{
 	int			i;
 	bool		lost = false;
 
@@ -233,7 +257,6 @@ mq_abort_push(Oid dboid, const MqDelivery *d, int n)
 		ereport(WARNING,
 				(errmsg("mq: %d aborted deliveries were not counted as attempts", n - i),
 				 errdetail("The ring of aborted deliveries is full; is the mq background worker running?")));
-	mq_worker_wake(dboid);
 }
 
 /*

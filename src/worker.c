@@ -62,20 +62,34 @@ static ProcessUtility_hook_type mq_prev_utility_hook = NULL;
 /* the slot of this database worker, in the worker process */
 static MqDbWorker *mq_my_slot = NULL;
 
+/*
+ * Count aborted deliveries as attempts: $1 msg_ids, $2 how many each.
+ * Only rows that are leased (in flight) or that the debt exhausts are
+ * touched; a ready row is left alone so that a rollback makes its message
+ * available again at once (the debt waits for its next lease), and rows
+ * locked by someone are skipped.
+ */
 static MqStmt mq_stmt_count_attempts = {
-	"WITH c AS ("
-	"  SELECT m.ctid FROM mq.queue_message m"
-	"  WHERE m.msg_id OPERATOR(pg_catalog.=) ANY ($1)"
-	"  FOR UPDATE SKIP LOCKED)"
+	"WITH d AS ("
+	"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
+	"  AS d(msg_id, n)),"
+	" c AS ("
+	"  SELECT m.msg_id, d.n FROM mq.queue_message m"
+	"  JOIN d ON m.msg_id OPERATOR(pg_catalog.=) d.msg_id"
+	"  JOIN mq.queue q ON q.queue_id OPERATOR(pg_catalog.=) m.queue_id"
+	"  WHERE m.vt OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()"
+	"     OR (q.dead_letter_queue_id IS NOT NULL AND"
+	"         m.attempt OPERATOR(pg_catalog.+) d.n OPERATOR(pg_catalog.>=) q.max_attempts)"
+	"  FOR UPDATE OF m SKIP LOCKED)"
 	" UPDATE mq.queue_message m"
-	" SET attempt = m.attempt OPERATOR(pg_catalog.+) 1,"
+	" SET attempt = m.attempt OPERATOR(pg_catalog.+) c.n,"
 	"     exhausted = (q.dead_letter_queue_id IS NOT NULL AND"
-	"                  m.attempt OPERATOR(pg_catalog.+) 1 OPERATOR(pg_catalog.>=) q.max_attempts)"
-	" FROM mq.queue q"
-	" WHERE q.queue_id OPERATOR(pg_catalog.=) m.queue_id"
-	"   AND m.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.ctid FROM c))"
+	"                  m.attempt OPERATOR(pg_catalog.+) c.n OPERATOR(pg_catalog.>=) q.max_attempts)"
+	" FROM c, mq.queue q"
+	" WHERE m.msg_id OPERATOR(pg_catalog.=) c.msg_id"
+	"   AND q.queue_id OPERATOR(pg_catalog.=) m.queue_id"
 	" RETURNING m.msg_id",
-	1, {INT8ARRAYOID}
+	2, {INT8ARRAYOID, INT4ARRAYOID}
 };
 
 static MqStmt mq_stmt_still_there = {
@@ -452,63 +466,108 @@ mq_int8_array(const MqDelivery *d, int n)
 }
 
 /*
+ * mq_delivery_cmp
+ *		qsort comparator: by msg_id.
+ */
+static int
+mq_delivery_cmp(const void *a, const void *b)
+{
+	int64		x = ((const MqDelivery *) a)->msg_id;
+	int64		y = ((const MqDelivery *) b)->msg_id;
+
+	return (x > y) - (x < y);
+}
+
+/*
  * mq_count_aborted_attempts
- *		Count the deliveries of aborted transactions as attempts.  Messages
- *		locked by someone right now are put back for the next pass; messages
- *		that are gone are forgotten.  Inside SPI.
+ *		Count the deliveries of aborted transactions as attempts (see
+ *		mq_stmt_count_attempts for which rows are touched now).  Debts of
+ *		messages that still exist but were not touched go back to the ring
+ *		for a later pass; debts of messages that are gone are forgotten.
+ *		Inside SPI.  Returns the deliveries counted.
  */
 static uint64
 mq_count_aborted_attempts(void)
 {
-	MqDelivery	d[1000];
+	MqDelivery	d[2000];
 	int			n;
+	int			i;
+	int			k = 0;
+	Datum	   *ids;
+	Datum	   *cnt;
+	Datum		values[2];
+	uint64		j;
 	uint64		done = 0;
+	bool		isnull;
 
 	n = mq_abort_take(MyDatabaseId, d, lengthof(d));
-	if (n > 0)
+	if (n == 0)
+		return 0;
+
+	/* one (msg_id, count) per message */
+	qsort(d, n, sizeof(MqDelivery), mq_delivery_cmp);
+	ids = palloc(n * sizeof(Datum));
+	cnt = palloc(n * sizeof(Datum));
+	for (i = 0; i < n; i++)
 	{
-		Datum		values[1];
-		int			i;
-		int			k = 0;
-		uint64		j;
-		bool		isnull;
-		int64	   *counted;
-		uint64		ncounted;
+		if (k > 0 && DatumGetInt64(ids[k - 1]) == d[i].msg_id)
+		{
+			cnt[k - 1] = Int32GetDatum(DatumGetInt32(cnt[k - 1]) + 1);
+			continue;
+		}
+		ids[k] = Int64GetDatum(d[i].msg_id);
+		cnt[k] = Int32GetDatum(1);
+		k++;
+	}
+	values[0] = PointerGetDatum(construct_array(ids, k, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(cnt, k, INT4OID, 4,
+												true, TYPALIGN_INT));
+	mq_stmt_exec(&mq_stmt_count_attempts, values, NULL, 0);
+	if (SPI_processed == (uint64) k)
+		return (uint64) n;
 
-		values[0] = PointerGetDatum(mq_int8_array(d, n));
-		mq_stmt_exec(&mq_stmt_count_attempts, values, NULL, 0);
-		done = ncounted = SPI_processed;
-		if (ncounted == (uint64) n)
-			return done;
+	/* drop the counted messages from d; keep the rest */
+	{
+		int64	   *counted = palloc(Max(SPI_processed, 1) * sizeof(int64));
+		uint64		ncounted = SPI_processed;
+		int			m = 0;
 
-		counted = palloc(Max(ncounted, 1) * sizeof(int64));
 		for (j = 0; j < ncounted; j++)
 			counted[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
 													 SPI_tuptable->tupdesc, 1, &isnull));
-		/* keep the ones not counted ... */
 		for (i = 0; i < n; i++)
 		{
 			bool		seen = false;
 
 			for (j = 0; j < ncounted && !seen; j++)
 				seen = (counted[j] == d[i].msg_id);
-			if (!seen)
-				d[k++] = d[i];
+			if (seen)
+				done++;
+			else
+				d[m++] = d[i];
 		}
-		/* ... that still exist: they were locked; try again next pass */
-		values[0] = PointerGetDatum(mq_int8_array(d, k));
-		mq_stmt_exec(&mq_stmt_still_there, values, NULL, 0);
-		k = 0;
-		for (j = 0; j < SPI_processed; j++)
+		n = m;
+	}
+
+	/* of the rest, keep the debts of messages that still exist */
+	values[0] = PointerGetDatum(mq_int8_array(d, n));
+	mq_stmt_exec(&mq_stmt_still_there, values, NULL, 0);
+	{
+		int			m = 0;
+
+		for (i = 0; i < n; i++)
 		{
-			d[k].msg_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
-													  SPI_tuptable->tupdesc, 1, &isnull));
-			d[k].queue_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[j],
-														SPI_tuptable->tupdesc, 2, &isnull));
-			k++;
+			bool		exists = false;
+
+			for (j = 0; j < SPI_processed && !exists; j++)
+				exists = (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
+													  SPI_tuptable->tupdesc, 1, &isnull)) == d[i].msg_id);
+			if (exists)
+				d[m++] = d[i];
 		}
-		if (k > 0)
-			mq_abort_push(MyDatabaseId, d, k);
+		if (m > 0)
+			mq_abort_push_quiet(MyDatabaseId, d, m);
 	}
 	return done;
 }
