@@ -338,6 +338,7 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     q    mq.queue;
+    ids  integer[];
     user_name text;
 BEGIN
     IF queue_name IS NULL THEN
@@ -358,18 +359,14 @@ BEGIN
             USING ERRCODE = 'dependent_objects_still_exist',
                   HINT = 'Drop that queue first, or point it elsewhere with mq.alter_queue().';
     END IF;
-    DELETE FROM mq.queue x WHERE x.queue_id = q.queue_id;
-    DELETE FROM mq.queue_message m WHERE m.queue_id = q.queue_id;
-    DELETE FROM mq.dedup d WHERE d.queue_id = q.queue_id;
-    DELETE FROM mq.queue_counter c WHERE c.queue_id = q.queue_id;
-    -- the dead-letter queue made for this queue goes with it
-    IF EXISTS (SELECT 1 FROM mq.queue x WHERE x.queue_id = q.dead_letter_queue_id
-                                         AND x.dlq_owner_id = q.queue_id) THEN
-        DELETE FROM mq.queue x WHERE x.queue_id = q.dead_letter_queue_id;
-        DELETE FROM mq.queue_message m WHERE m.queue_id = q.dead_letter_queue_id;
-        DELETE FROM mq.dedup d WHERE d.queue_id = q.dead_letter_queue_id;
-        DELETE FROM mq.queue_counter c WHERE c.queue_id = q.dead_letter_queue_id;
-    END IF;
+    -- the queue, and the dead-letter queue made for it
+    ids := ARRAY[q.queue_id] || ARRAY(
+        SELECT x.queue_id FROM mq.queue x
+         WHERE x.queue_id = q.dead_letter_queue_id AND x.dlq_owner_id = q.queue_id);
+    DELETE FROM mq.queue x WHERE x.queue_id = ANY (ids);
+    DELETE FROM mq.queue_message m WHERE m.queue_id = ANY (ids);
+    DELETE FROM mq.dedup d WHERE d.queue_id = ANY (ids);
+    DELETE FROM mq.queue_counter c WHERE c.queue_id = ANY (ids);
     PERFORM mq._invalidate_queue_cache();
     RETURN true;
 END;

@@ -27,6 +27,7 @@ PG_FUNCTION_INFO_V1(mq_sql_count);
 typedef struct MqPending
 {
 	int32		queue_id;
+	SubTransactionId subid;		/* (sub)transaction that made the moves */
 	bool		wake;
 	int64		sent;
 	int64		acked;
@@ -53,9 +54,10 @@ mq_pending_get(int32 queue_id)
 {
 	int			i;
 	MqPending  *p;
+	SubTransactionId subid = GetCurrentSubTransactionId();
 
 	for (i = mq_npending - 1; i >= 0; i--)
-		if (mq_pending[i].queue_id == queue_id)
+		if (mq_pending[i].queue_id == queue_id && mq_pending[i].subid == subid)
 			return &mq_pending[i];
 	if (mq_npending == mq_maxpending)
 	{
@@ -69,6 +71,7 @@ mq_pending_get(int32 queue_id)
 	p = &mq_pending[mq_npending++];
 	memset(p, 0, sizeof(*p));
 	p->queue_id = queue_id;
+	p->subid = subid;
 	return p;
 }
 
@@ -196,8 +199,9 @@ mq_xact_callback(XactEvent event, void *arg)
 
 /*
  * mq_subxact_callback
- *		A rolled-back subtransaction undid its deliveries: hand them to the
- *		worker now; a committed one passes them to its parent.
+ *		A rolled-back subtransaction undid its deliveries (hand them to the
+ *		worker now) and its counter moves (forget them); a committed one
+ *		passes both to its parent.
  */
 static void
 mq_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -207,16 +211,25 @@ mq_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	int			keep = 0;
 	int			first = -1;
 
-	if (mq_ndelivered == 0)
-		return;
 	if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
+		for (i = 0; i < mq_npending; i++)
+			if (mq_pending[i].subid >= mySubid)
+				mq_pending[i].subid = parentSubid;
 		for (i = 0; i < mq_ndelivered; i++)
 			if (mq_delivered_subid[i] >= mySubid)
 				mq_delivered_subid[i] = parentSubid;
 		return;
 	}
 	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	/* the subtransaction's counter moves and wake-ups are void */
+	for (i = 0; i < mq_npending; i++)
+		if (mq_pending[i].subid < mySubid)
+			mq_pending[keep++] = mq_pending[i];
+	mq_npending = keep;
+	keep = 0;
+	if (mq_ndelivered == 0)
 		return;
 	/* deliveries are appended in order, so the aborted ones are a suffix */
 	for (i = 0; i < mq_ndelivered; i++)
