@@ -362,7 +362,10 @@ BEGIN
     -- the queue, and the dead-letter queue made for it
     ids := ARRAY[q.queue_id] || ARRAY(
         SELECT x.queue_id FROM mq.queue x
-         WHERE x.queue_id = q.dead_letter_queue_id AND x.dlq_owner_id = q.queue_id);
+         WHERE x.dlq_owner_id = q.queue_id
+           AND NOT EXISTS (SELECT 1 FROM mq.queue y
+                            WHERE y.dead_letter_queue_id = x.queue_id
+                              AND y.queue_id <> q.queue_id));
     DELETE FROM mq.queue x WHERE x.queue_id = ANY (ids);
     DELETE FROM mq.queue_message m WHERE m.queue_id = ANY (ids);
     DELETE FROM mq.dedup d WHERE d.queue_id = ANY (ids);

@@ -17,6 +17,7 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -31,6 +32,9 @@ static HTAB *mq_queue_cache = NULL;
 
 /* OID of mq.queue, looked up once; InvalidOid until then */
 static Oid	mq_queue_relid = InvalidOid;
+
+/* OID of mq.msg_id_seq, likewise */
+static Oid	mq_msg_id_seq_relid = InvalidOid;
 
 static MqStmt mq_stmt_queue_lookup = {
 	"SELECT queue_id, visibility_timeout, max_attempts,"
@@ -56,6 +60,7 @@ mq_queue_cache_invalidate(Datum arg, Oid relid)
 	}
 	/* the extension may have been dropped and created again */
 	mq_queue_relid = InvalidOid;
+	mq_msg_id_seq_relid = InvalidOid;
 }
 
 /*
@@ -87,6 +92,28 @@ mq_queue_relid_get(void)
 					 errhint("Reinstall the extension with DROP EXTENSION mq; CREATE EXTENSION mq.")));
 	}
 	return mq_queue_relid;
+}
+
+/*
+ * mq_next_msg_id
+ *		nextval('mq.msg_id_seq'), without a catalog look-up per call.
+ */
+int64
+mq_next_msg_id(void)
+{
+	if (!OidIsValid(mq_msg_id_seq_relid))
+	{
+		Oid			nsp = get_namespace_oid("mq", false);
+
+		(void) mq_queue_relid_get();
+		mq_msg_id_seq_relid = get_relname_relid("msg_id_seq", nsp);
+		if (!OidIsValid(mq_msg_id_seq_relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("sequence mq.msg_id_seq is missing"),
+					 errhint("Reinstall the extension with DROP EXTENSION mq; CREATE EXTENSION mq.")));
+	}
+	return nextval_internal(mq_msg_id_seq_relid, true);
 }
 
 /*

@@ -162,6 +162,7 @@ extern void mq_worker_request_launch(Oid dboid);
 extern void mq_check_queue_name(const char *name, int len);
 extern const MqQueue *mq_queue_get(text *queue_name);
 extern void mq_catalog_init(void);
+extern int64 mq_next_msg_id(void);
 
 /* spi_util.c */
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);

@@ -36,13 +36,12 @@ PG_FUNCTION_INFO_V1(mq_ack);
 PG_FUNCTION_INFO_V1(mq_ack_batch);
 PG_FUNCTION_INFO_V1(mq_extend);
 
-/* $1 queue_id, $2 visible-from, $3 enqueued_at, $4 payload, $5 headers */
+/* $1 queue_id, $2 visible-from, $3 enqueued_at, $4 payload, $5 headers, $6 msg_id */
 static MqStmt mq_stmt_send = {
 	"INSERT INTO mq.queue_message"
 	" (msg_id, queue_id, vt, enqueued_at, payload, headers)"
-	" VALUES (pg_catalog.nextval('mq.msg_id_seq'::pg_catalog.regclass),"
-	" $1, $2, $3, $4, $5) RETURNING msg_id",
-	5, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, JSONBOID}
+	" VALUES ($6, $1, $2, $3, $4, $5)",
+	6, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, JSONBOID, INT8OID}
 };
 
 /*
@@ -76,15 +75,18 @@ static MqStmt mq_stmt_dedup_lookup = {
 	2, {INT4OID, TEXTOID}
 };
 
-/* $1 queue_id, $2 visible-from, $3 enqueued_at, $4 payloads, $5 headers */
+/*
+ * $1 queue_id, $2 visible-from, $3 enqueued_at, $4 payloads, $5 headers,
+ * $6 msg_ids (taken in C, so nothing needs to come back)
+ */
 static MqStmt mq_stmt_send_batch = {
 	"INSERT INTO mq.queue_message"
 	" (msg_id, queue_id, vt, enqueued_at, payload, headers)"
-	" SELECT pg_catalog.nextval('mq.msg_id_seq'::pg_catalog.regclass),"
-	" $1, $2, $3, u.p, u.h"
-	" FROM ROWS FROM (pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(p, h)"
-	" RETURNING msg_id",
-	5, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBARRAYOID, JSONBARRAYOID}
+	" SELECT u.i, $1, $2, $3, u.p, u.h"
+	" FROM ROWS FROM (pg_catalog.unnest($6), pg_catalog.unnest($4),"
+	"                 pg_catalog.unnest($5)) AS u(i, p, h)",
+	6, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBARRAYOID, JSONBARRAYOID,
+	INT8ARRAYOID}
 };
 
 /*
@@ -262,8 +264,12 @@ mq_send_one(const MqQueue *q, TimestampTz now, Datum vt, Datum payload,
 		nulls[4] = 'n';
 	if (dedup_key == NULL)
 	{
+		int64		msg_id = mq_next_msg_id();
+
+		values[5] = Int64GetDatum(msg_id);
 		mq_stmt_exec(&mq_stmt_send, values, nulls, 0);
 		*inserted = true;
+		return msg_id;
 	}
 	else
 	{
@@ -407,9 +413,17 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	q = *mq_queue_get(qname);
 	if (npayloads > 0 && keys == NULL)
 	{
-		Datum		values[5];
-		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+		Datum		values[6];
+		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+		Datum	   *ids = palloc(npayloads * sizeof(Datum));
+		bool		idnull = false;
+		int			i;
 
+		for (i = 0; i < npayloads; i++)
+		{
+			ids[i] = Int64GetDatum(mq_next_msg_id());
+			tuplestore_putvalues(store, desc, &ids[i], &idnull);
+		}
 		values[0] = Int32GetDatum(q.queue_id);
 		values[1] = mq_time_plus(now, delay);
 		values[2] = TimestampTzGetDatum(now);
@@ -417,8 +431,9 @@ mq_send_batch(PG_FUNCTION_ARGS)
 		values[4] = PointerGetDatum(headers);
 		if (headers == NULL)
 			nulls[4] = 'n';
+		values[5] = PointerGetDatum(construct_array(ids, npayloads, INT8OID, 8,
+													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		mq_stmt_exec(&mq_stmt_send_batch, values, nulls, 0);
-		mq_store_all(store);
 		sent = npayloads;
 	}
 	else if (npayloads > 0)

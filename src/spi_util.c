@@ -17,7 +17,8 @@
  *		Return the saved plan of stmt, preparing and saving it on first use.
  *
  * Must be called inside SPI_connect().  The saved plan lives in the plan
- * cache for the rest of the backend's life.
+ * cache for the rest of the backend's life; the plan cache re-plans it when
+ * the tables it reads change (e.g. after ANALYZE).
  */
 SPIPlanPtr
 mq_stmt_plan(MqStmt *stmt)
@@ -26,7 +27,14 @@ mq_stmt_plan(MqStmt *stmt)
 	{
 		SPIPlanPtr	plan;
 
-		plan = SPI_prepare(stmt->sql, stmt->nargs, stmt->argtypes);
+		/*
+		 * A generic plan: the hot-path statements have one good shape (an
+		 * index range scan on the queue, a TID scan for the rows found)
+		 * whatever the arguments, and custom plans would be re-planned on
+		 * every call because LIMIT $n makes the generic one look costly.
+		 */
+		plan = SPI_prepare_cursor(stmt->sql, stmt->nargs, stmt->argtypes,
+								  CURSOR_OPT_GENERIC_PLAN);
 		if (plan == NULL)
 			elog(ERROR, "mq: SPI_prepare failed for \"%s\": %s",
 				 stmt->sql, SPI_result_code_string(SPI_result));

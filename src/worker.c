@@ -92,6 +92,15 @@ static MqStmt mq_stmt_count_attempts = {
 	2, {INT8ARRAYOID, INT4ARRAYOID}
 };
 
+/*
+ * Passes that count attempts run one at a time (the worker and
+ * mq.run_maintenance()), so the debts of a message are never split between
+ * two passes.  An advisory lock of the transaction: key (0x6d71, 1).
+ */
+static MqStmt mq_stmt_attempts_lock = {
+	"SELECT pg_catalog.pg_advisory_xact_lock(28017, 1)", 0, {InvalidOid}
+};
+
 static MqStmt mq_stmt_still_there = {
 	"SELECT m.msg_id, m.queue_id FROM mq.queue_message m"
 	" WHERE m.msg_id OPERATOR(pg_catalog.=) ANY ($1)",
@@ -383,6 +392,15 @@ mq_launcher_scan(BackgroundWorkerHandle **handles, Oid *handle_db)
 			break;
 		handles[h] = mq_launch_db_worker(dbs[i]);
 		handle_db[h] = handles[h] ? dbs[i] : InvalidOid;
+		if (handles[h] == NULL)
+		{
+			ereport(WARNING,
+					(errmsg("mq: could not start a worker for database %u", dbs[i]),
+					 errhint("Raise max_worker_processes.")));
+			LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+			w->not_before = now + 5 * USECS_PER_SEC;
+			LWLockRelease(mq_shared->lock);
+		}
 	}
 }
 
@@ -500,6 +518,7 @@ mq_count_aborted_attempts(void)
 	uint64		done = 0;
 	bool		isnull;
 
+	mq_stmt_exec(&mq_stmt_attempts_lock, NULL, NULL, 0);
 	n = mq_abort_take(MyDatabaseId, d, lengthof(d));
 	if (n == 0)
 		return 0;
@@ -574,7 +593,10 @@ mq_count_aborted_attempts(void)
 
 /*
  * mq_flush_counters
- *		Write the counters kept in shared memory to mq.queue_counter.
+ *		Write the counters kept in shared memory to mq.queue_counter.  The
+ *		amounts written are taken out of shared memory when the transaction
+ *		commits (as negative moves), so a reader of mq.queue_stats never sees
+ *		them twice or not at all; a failed pass loses nothing.
  */
 static void
 mq_flush_counters(void)
@@ -583,7 +605,7 @@ mq_flush_counters(void)
 	int			n;
 	int			i;
 
-	n = mq_counter_take(MyDatabaseId, c, 1024, true);
+	n = mq_counter_take(MyDatabaseId, c, 1024, false);
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[4];
@@ -593,6 +615,8 @@ mq_flush_counters(void)
 		values[2] = Int64GetDatum(c[i].acked);
 		values[3] = Int64GetDatum(c[i].dead);
 		mq_stmt_exec(&mq_stmt_flush_counter, values, NULL, 0);
+		/* what we wrote leaves shared memory when we commit */
+		mq_xact_count(c[i].queue_id, -c[i].sent, -c[i].acked, -c[i].dead);
 	}
 	pfree(c);
 }
@@ -650,6 +674,13 @@ mq_db_worker_main(Datum main_arg)
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		installed = OidIsValid(get_extension_oid("mq", true));
+		if (installed && mq_my_slot->not_before != 0)
+		{
+			/* we are wanted here: if we stop, come back without delay */
+			LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+			mq_my_slot->not_before = 0;
+			LWLockRelease(mq_shared->lock);
+		}
 		if (installed)
 		{
 			pgstat_report_activity(STATE_RUNNING, "mq maintenance pass");

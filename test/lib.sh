@@ -85,6 +85,7 @@ unix_socket_directories = '$MQ_CLUSTER_DIR'
 port = $MQ_PORT
 shared_preload_libraries = 'mq'
 max_connections = 60
+max_worker_processes = 32
 shared_buffers = 512MB
 max_wal_size = 4GB
 checkpoint_timeout = 15min

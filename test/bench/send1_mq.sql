@@ -1,0 +1,2 @@
+-- send 1/txn, mq: one message per transaction (autocommit).
+SELECT mq.send('b', :payload);
