@@ -48,7 +48,7 @@ CREATE TABLE mq.queue_message (
         autovacuum_vacuum_cost_delay = 0,
         autovacuum_analyze_scale_factor = 0.05);
 -- poll walks this index: ready rows of one queue, oldest visibility first
-CREATE INDEX queue_message_ready_idx ON mq.queue_message (queue_id, vt, msg_id);
+CREATE INDEX queue_message_ready_idx ON mq.queue_message (queue_id, vt);
 -- the worker finds lapsed last attempts here; tiny: only exhausted rows
 CREATE INDEX queue_message_exhausted_idx ON mq.queue_message (vt) WHERE exhausted;
 
@@ -719,7 +719,7 @@ LEFT JOIN LATERAL (
     SELECT m.enqueued_at FROM mq.queue_message m
     WHERE m.queue_id = q.queue_id AND m.vt <= pg_catalog.statement_timestamp()
       AND NOT m.exhausted
-    ORDER BY m.vt, m.msg_id LIMIT 1
+    ORDER BY m.vt LIMIT 1
 ) o ON true;
 
 --------------------------------------------------------------------------
