@@ -275,6 +275,24 @@ mq_utility_hook(PlannedStmt *pstmt, const char *queryString,
 }
 
 /*
+ * mq_bgw_fill
+ *		The registration common to the launcher and the database workers:
+ *		shared memory and a database connection, started once recovery is
+ *		over, restarted 5 s after a crash.
+ */
+static void
+mq_bgw_fill(BackgroundWorker *bgw, const char *function, const char *type)
+{
+	memset(bgw, 0, sizeof(*bgw));
+	bgw->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw->bgw_restart_time = 5;
+	snprintf(bgw->bgw_library_name, BGW_MAXLEN, "mq");
+	snprintf(bgw->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(bgw->bgw_type, BGW_MAXLEN, "%s", type);
+}
+
+/*
  * mq_worker_init
  *		Register the launcher and the utility hook; from _PG_init.
  */
@@ -286,14 +304,8 @@ mq_worker_init(void)
 	mq_prev_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = mq_utility_hook;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 5;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "mq");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "mq_launcher_main");
+	mq_bgw_fill(&bgw, "mq_launcher_main", "mq launcher");
 	snprintf(bgw.bgw_name, BGW_MAXLEN, "mq launcher");
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "mq launcher");
 	RegisterBackgroundWorker(&bgw);
 }
 
@@ -307,14 +319,8 @@ mq_launch_db_worker(Oid dboid)
 	BackgroundWorker bgw;
 	BackgroundWorkerHandle *handle;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 5;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "mq");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "mq_db_worker_main");
+	mq_bgw_fill(&bgw, "mq_db_worker_main", "mq worker");
 	snprintf(bgw.bgw_name, BGW_MAXLEN, "mq worker for database %u", dboid);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "mq worker");
 	bgw.bgw_main_arg = ObjectIdGetDatum(dboid);
 	bgw.bgw_notify_pid = MyProcPid;
 	if (!RegisterDynamicBackgroundWorker(&bgw, &handle))
