@@ -79,6 +79,8 @@ CREATE TABLE mq.queue_counter (
     total_sent   bigint NOT NULL DEFAULT 0,
     total_acked  bigint NOT NULL DEFAULT 0,
     total_dead   bigint NOT NULL DEFAULT 0,
+    total_purged bigint NOT NULL DEFAULT 0,
+    depth_adjust bigint NOT NULL DEFAULT 0,  -- set by mq.recount()
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
 ) WITH (fillfactor = 50);
 
@@ -118,7 +120,8 @@ RETURNS void
 LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'mq_sql_wake';
 
--- Moves a queue counter ('sent', 'acked', 'dead') when the transaction commits.
+-- Moves a queue counter ('sent', 'acked', 'dead', 'purged') when the
+-- transaction commits.
 CREATE FUNCTION mq._count(queue_id integer, kind text, n bigint)
 RETURNS void
 LANGUAGE C STRICT VOLATILE
@@ -126,7 +129,8 @@ AS 'MODULE_PATHNAME', 'mq_sql_count';
 
 -- Counter moves committed but not yet written to mq.queue_counter.
 CREATE FUNCTION mq._pending_counters(
-    OUT queue_id integer, OUT sent bigint, OUT acked bigint, OUT dead bigint)
+    OUT queue_id integer, OUT sent bigint, OUT acked bigint, OUT dead bigint,
+    OUT purged bigint)
 RETURNS SETOF record
 LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'mq_sql_pending_counters';
@@ -407,10 +411,13 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
+    qid integer;
     n bigint;
 BEGIN
-    DELETE FROM mq.queue_message m WHERE m.queue_id = mq._queue_id(queue_name);
+    qid := mq._queue_id(queue_name);
+    DELETE FROM mq.queue_message m WHERE m.queue_id = qid;
     GET DIAGNOSTICS n = ROW_COUNT;
+    PERFORM mq._count(qid, 'purged', n);
     RETURN n;
 END;
 $$;
@@ -673,41 +680,78 @@ AS 'MODULE_PATHNAME', 'mq_extend';
 -- Monitoring
 --------------------------------------------------------------------------
 
--- Per-queue running totals: what the worker wrote plus what is pending.
+-- Per-queue running totals: what the worker wrote plus what is pending,
+-- and the depth (messages in the queue) they imply.
 CREATE FUNCTION mq._totals()
-RETURNS TABLE (queue_id integer, total_sent bigint, total_acked bigint, total_dead bigint)
+RETURNS TABLE (queue_id integer, total_sent bigint, total_acked bigint,
+               total_dead bigint, total_purged bigint, depth bigint)
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT c.queue_id,
-           c.total_sent + coalesce(p.sent, 0),
-           c.total_acked + coalesce(p.acked, 0),
-           c.total_dead + coalesce(p.dead, 0)
+    SELECT c.queue_id, s.sent, s.acked, s.dead, s.purged,
+           s.sent - s.acked - s.dead - s.purged + c.depth_adjust
     FROM mq.queue_counter c
     LEFT JOIN mq._pending_counters() p ON p.queue_id = c.queue_id
+    CROSS JOIN LATERAL (SELECT c.total_sent + coalesce(p.sent, 0) AS sent,
+                               c.total_acked + coalesce(p.acked, 0) AS acked,
+                               c.total_dead + coalesce(p.dead, 0) AS dead,
+                               c.total_purged + coalesce(p.purged, 0) AS purged) s
 $$;
 
--- Counts come from the ready index: ready rows by an index-only range
--- count, the rest (in flight, delayed: vt in the future) from the short
--- range after "now".  "now" is the statement's start, so it is an index bound.
-CREATE VIEW mq.queue_stats AS
+-- Makes the depth implied by the counters equal to a fresh count of every
+-- queue.  The worker runs it once after each server start (counter moves
+-- pending in shared memory are lost in a crash).
+CREATE FUNCTION mq.recount()
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE mq.queue_counter c
+       SET depth_adjust = c.depth_adjust + coalesce(m.n, 0) - t.depth
+      FROM mq._totals() t
+      LEFT JOIN (SELECT x.queue_id, count(*) AS n FROM mq.queue_message x
+                 GROUP BY x.queue_id) m ON m.queue_id = t.queue_id
+     WHERE c.queue_id = t.queue_id
+$$;
+
+-- Counts come from the ready index.  In-flight and delayed messages (vt in
+-- the future) are counted in the short range after "now"; ready messages
+-- are counted exactly up to 100,000 and beyond that derived from the depth
+-- the counters keep, so the view stays fast on queues of millions.  "now" is
+-- the statement's start, so it is an index bound.
+CREATE FUNCTION mq._queue_stats()
+RETURNS TABLE (queue_name text, ready bigint, in_flight bigint, delayed bigint,
+               total bigint, oldest_ready_age interval,
+               oldest_enqueued_at timestamptz, total_sent bigint,
+               total_acked bigint, total_dead bigint, total_purged bigint,
+               dead_letter_queue text)
+LANGUAGE sql VOLATILE
+ROWS 100
+-- the plan looks expensive on paper (one capped count per queue); compiling
+-- it would cost more than running it
+SET jit = off
+SET search_path = pg_catalog, pg_temp
+AS $$
 SELECT q.queue_name,
-       r.ready,
+       rd.ready,
        f.in_flight,
        f.delayed,
-       r.ready + f.in_flight + f.delayed AS total,
+       rd.ready + f.in_flight + f.delayed AS total,
        pg_catalog.statement_timestamp() - o.enqueued_at AS oldest_ready_age,
        o.enqueued_at AS oldest_enqueued_at,
        coalesce(t.total_sent, 0)  AS total_sent,
        coalesce(t.total_acked, 0) AS total_acked,
        coalesce(t.total_dead, 0)  AS total_dead,
+       coalesce(t.total_purged, 0) AS total_purged,
        d.queue_name AS dead_letter_queue
 FROM mq.queue q
 LEFT JOIN mq.queue d ON d.queue_id = q.dead_letter_queue_id
 LEFT JOIN mq._totals() t ON t.queue_id = q.queue_id
 CROSS JOIN LATERAL (
-    SELECT count(*) AS ready FROM mq.queue_message m
-    WHERE m.queue_id = q.queue_id AND m.vt <= pg_catalog.statement_timestamp()
+    SELECT count(*) AS n FROM (
+        SELECT 1 FROM mq.queue_message m
+        WHERE m.queue_id = q.queue_id AND m.vt <= pg_catalog.statement_timestamp()
+        LIMIT 100000) x
 ) r
 CROSS JOIN LATERAL (
     SELECT count(*) FILTER (WHERE m.attempt > 0) AS in_flight,
@@ -715,12 +759,21 @@ CROSS JOIN LATERAL (
     FROM mq.queue_message m
     WHERE m.queue_id = q.queue_id AND m.vt > pg_catalog.statement_timestamp()
 ) f
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN r.n < 100000 THEN r.n
+                ELSE greatest(r.n, coalesce(t.depth, 0) - f.in_flight - f.delayed)
+           END AS ready
+) rd
 LEFT JOIN LATERAL (
     SELECT m.enqueued_at FROM mq.queue_message m
     WHERE m.queue_id = q.queue_id AND m.vt <= pg_catalog.statement_timestamp()
       AND NOT m.exhausted
     ORDER BY m.vt LIMIT 1
-) o ON true;
+) o ON true
+$$;
+
+CREATE VIEW mq.queue_stats AS
+SELECT * FROM mq._queue_stats();
 
 --------------------------------------------------------------------------
 -- Maintenance (run by the background worker every mq.naptime)

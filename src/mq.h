@@ -80,14 +80,22 @@ typedef struct MqAbortEntry
 	MqDelivery	d;
 } MqAbortEntry;
 
+/* The running totals kept per queue. */
+typedef enum MqCounterKind
+{
+	MQ_SENT,					/* sent, or moved in (dead letters, redrive) */
+	MQ_ACKED,					/* acked or popped, or moved out by redrive */
+	MQ_DEAD,					/* dead-lettered out, or expired */
+	MQ_PURGED,					/* removed by purge_queue */
+	MQ_NCOUNTERS
+} MqCounterKind;
+
 /* Counter deltas committed but not yet written to mq.queue_counter. */
 typedef struct MqCounter
 {
 	Oid			dboid;
 	int32		queue_id;
-	int64		sent;
-	int64		acked;
-	int64		dead;
+	int64		n[MQ_NCOUNTERS];
 } MqCounter;
 
 /* One per-database worker, as the launcher and the worker see it. */
@@ -96,7 +104,7 @@ typedef struct MqDbWorker
 	Oid			dboid;			/* InvalidOid: free slot */
 	pid_t		pid;			/* 0 when not running */
 	Latch	   *latch;
-	bool		launched;		/* the launcher started it */
+	bool		recounted;		/* queue depths recounted since shmem init */
 	TimestampTz not_before;		/* don't (re)launch before this */
 } MqDbWorker;
 
@@ -138,8 +146,7 @@ typedef struct MqStmt
 extern void mq_shmem_init(void);
 extern void mq_require_shmem(void);
 extern MqWaitSlot *mq_wait_slot(Oid dboid, int32 queue_id);
-extern void mq_counter_add(Oid dboid, int32 queue_id, int64 sent,
-						   int64 acked, int64 dead);
+extern void mq_counter_add(Oid dboid, int32 queue_id, const int64 *n);
 extern int	mq_counter_take(Oid dboid, MqCounter *out, int max, bool reset);
 extern void mq_abort_push(Oid dboid, const MqDelivery *d, int n);
 extern void mq_abort_push_quiet(Oid dboid, const MqDelivery *d, int n);
@@ -148,8 +155,8 @@ extern int	mq_abort_take(Oid dboid, MqDelivery *out, int max);
 /* xact.c */
 extern void mq_xact_init(void);
 extern void mq_xact_wake(int32 queue_id);
-extern void mq_xact_count(int32 queue_id, int64 sent, int64 acked,
-						  int64 dead);
+extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
+extern int	mq_xact_own_counts(MqCounter *out, int max);
 extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
 extern void mq_xact_launch_on_commit(void);
 

@@ -323,7 +323,7 @@ mq_send(PG_FUNCTION_ARGS)
 	SPI_finish();
 	if (inserted)
 	{
-		mq_xact_count(q.queue_id, 1, 0, 0);
+		mq_xact_count(q.queue_id, MQ_SENT, 1);
 		mq_xact_wake(q.queue_id);
 	}
 	PG_RETURN_INT64(msg_id);
@@ -467,7 +467,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	SPI_finish();
 	if (sent > 0)
 	{
-		mq_xact_count(q.queue_id, sent, 0, 0);
+		mq_xact_count(q.queue_id, MQ_SENT, sent);
 		mq_xact_wake(q.queue_id);
 	}
 	return (Datum) 0;
@@ -616,7 +616,7 @@ mq_pop(PG_FUNCTION_ARGS)
 	mq_store_all(store);
 	SPI_finish();
 	if (n > 0)
-		mq_xact_count(q.queue_id, 0, (int64) n, 0);
+		mq_xact_count(q.queue_id, MQ_ACKED, (int64) n);
 	return (Datum) 0;
 }
 
@@ -656,7 +656,7 @@ mq_ack(PG_FUNCTION_ARGS)
 	n = SPI_processed;
 	SPI_finish();
 	if (n > 0)
-		mq_xact_count(queue_id, 0, (int64) n, 0);
+		mq_xact_count(queue_id, MQ_ACKED, (int64) n);
 	PG_RETURN_BOOL(n > 0);
 }
 
@@ -685,7 +685,7 @@ mq_ack_batch(PG_FUNCTION_ARGS)
 	n = SPI_processed;
 	SPI_finish();
 	if (n > 0)
-		mq_xact_count(queue_id, 0, (int64) n, 0);
+		mq_xact_count(queue_id, MQ_ACKED, (int64) n);
 	PG_RETURN_INT64((int64) n);
 }
 

@@ -159,18 +159,17 @@ mq_counter_find(Oid dboid, int32 queue_id, bool create)
  *		Add committed deltas to a queue's pending counters.
  */
 void
-mq_counter_add(Oid dboid, int32 queue_id, int64 sent, int64 acked,
-			   int64 dead)
+mq_counter_add(Oid dboid, int32 queue_id, const int64 *n)
 {
 	MqCounter  *c;
+	int			k;
 
 	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
 	c = mq_counter_find(dboid, queue_id, true);
 	if (c != NULL)
 	{
-		c->sent += sent;
-		c->acked += acked;
-		c->dead += dead;
+		for (k = 0; k < MQ_NCOUNTERS; k++)
+			c->n[k] += n[k];
 	}
 	else
 		mq_shared->counters_lost++;
@@ -193,12 +192,18 @@ mq_counter_take(Oid dboid, MqCounter *out, int max, bool reset)
 	for (i = 0; i < MQ_MAX_COUNTERS && n < max; i++)
 	{
 		MqCounter  *c = &mq_shared->counters[i];
+		int			k;
+		bool		zero = true;
 
-		if (c->dboid != dboid || (c->sent == 0 && c->acked == 0 && c->dead == 0))
+		if (c->dboid != dboid)
+			continue;
+		for (k = 0; k < MQ_NCOUNTERS; k++)
+			zero = zero && c->n[k] == 0;
+		if (zero)
 			continue;
 		out[n++] = *c;
 		if (reset)
-			c->sent = c->acked = c->dead = 0;
+			memset(c->n, 0, sizeof(c->n));
 	}
 	LWLockRelease(mq_shared->lock);
 	return n;

@@ -112,13 +112,18 @@ static MqStmt mq_stmt_flush_counter = {
 	" total_sent = total_sent OPERATOR(pg_catalog.+) $2,"
 	" total_acked = total_acked OPERATOR(pg_catalog.+) $3,"
 	" total_dead = total_dead OPERATOR(pg_catalog.+) $4,"
+	" total_purged = total_purged OPERATOR(pg_catalog.+) $5,"
 	" updated_at = pg_catalog.now()"
 	" WHERE queue_id OPERATOR(pg_catalog.=) $1",
-	4, {INT4OID, INT8OID, INT8OID, INT8OID}
+	5, {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID}
 };
 
 static MqStmt mq_stmt_maintain = {
 	"SELECT mq.maintain()", 0, {InvalidOid}
+};
+
+static MqStmt mq_stmt_recount = {
+	"SELECT mq.recount()", 0, {InvalidOid}
 };
 
 /*
@@ -614,15 +619,16 @@ mq_flush_counters(void)
 	n = mq_counter_take(MyDatabaseId, c, 1024, false);
 	for (i = 0; i < n; i++)
 	{
-		Datum		values[4];
+		Datum		values[1 + MQ_NCOUNTERS];
+		int			k;
 
 		values[0] = Int32GetDatum(c[i].queue_id);
-		values[1] = Int64GetDatum(c[i].sent);
-		values[2] = Int64GetDatum(c[i].acked);
-		values[3] = Int64GetDatum(c[i].dead);
+		for (k = 0; k < MQ_NCOUNTERS; k++)
+			values[1 + k] = Int64GetDatum(c[i].n[k]);
 		mq_stmt_exec(&mq_stmt_flush_counter, values, NULL, 0);
 		/* what we wrote leaves shared memory when we commit */
-		mq_xact_count(c[i].queue_id, -c[i].sent, -c[i].acked, -c[i].dead);
+		for (k = 0; k < MQ_NCOUNTERS; k++)
+			mq_xact_count(c[i].queue_id, (MqCounterKind) k, -c[i].n[k]);
 	}
 	pfree(c);
 }
@@ -634,6 +640,12 @@ mq_flush_counters(void)
 static void
 mq_worker_pass(void)
 {
+	if (!mq_my_slot->recounted)
+	{
+		/* shared memory is new: pending counts were lost; recount */
+		mq_stmt_exec(&mq_stmt_recount, NULL, NULL, 0);
+		mq_my_slot->recounted = true;
+	}
 	mq_count_aborted_attempts();
 	mq_flush_counters();
 	mq_stmt_exec(&mq_stmt_maintain, NULL, NULL, 0);
@@ -724,8 +736,9 @@ mq_sql_launch(PG_FUNCTION_ARGS)
 
 /*
  * mq_sql_pending_counters
- *		mq._pending_counters(): counter deltas of this database committed but
- *		not yet written to mq.queue_counter.
+ *		mq._pending_counters(): counter moves of this database committed but
+ *		not yet written to mq.queue_counter, plus the calling transaction's
+ *		own.
  */
 Datum
 mq_sql_pending_counters(PG_FUNCTION_ARGS)
@@ -733,22 +746,42 @@ mq_sql_pending_counters(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 	Tuplestorestate *store = mq_srf_init(fcinfo, &desc);
 	MqCounter  *c;
-	int			n;
+	int			n = 0;
+	int			nown;
 	int			i;
+	int			j;
 
-	if (mq_shared == NULL)
-		return (Datum) 0;
-	c = palloc(sizeof(MqCounter) * MQ_MAX_COUNTERS);
-	n = mq_counter_take(MyDatabaseId, c, MQ_MAX_COUNTERS, false);
-	for (i = 0; i < n; i++)
+	c = palloc(sizeof(MqCounter) * (MQ_MAX_COUNTERS + 1024));
+	if (mq_shared != NULL)
+		n = mq_counter_take(MyDatabaseId, c, MQ_MAX_COUNTERS, false);
+	/* plus this transaction's own moves, merged per queue */
+	nown = mq_xact_own_counts(c + n, 1024);
+	for (i = n; i < n + nown; i++)
 	{
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, false};
+		for (j = 0; j < n; j++)
+			if (c[j].queue_id == c[i].queue_id)
+				break;
+		if (j < n)
+		{
+			int			k;
 
+			for (k = 0; k < MQ_NCOUNTERS; k++)
+				c[j].n[k] += c[i].n[k];
+			c[i].queue_id = -1;
+		}
+	}
+	for (i = 0; i < n + nown; i++)
+	{
+		Datum		values[1 + MQ_NCOUNTERS];
+		bool		nulls[1 + MQ_NCOUNTERS];
+		int			k;
+
+		if (i >= n && c[i].queue_id == -1)
+			continue;
+		memset(nulls, 0, sizeof(nulls));
 		values[0] = Int32GetDatum(c[i].queue_id);
-		values[1] = Int64GetDatum(c[i].sent);
-		values[2] = Int64GetDatum(c[i].acked);
-		values[3] = Int64GetDatum(c[i].dead);
+		for (k = 0; k < MQ_NCOUNTERS; k++)
+			values[1 + k] = Int64GetDatum(c[i].n[k]);
 		tuplestore_putvalues(store, desc, values, nulls);
 	}
 	return (Datum) 0;

@@ -29,9 +29,7 @@ typedef struct MqPending
 	int32		queue_id;
 	SubTransactionId subid;		/* (sub)transaction that made the moves */
 	bool		wake;
-	int64		sent;
-	int64		acked;
-	int64		dead;
+	int64		n[MQ_NCOUNTERS];
 } MqPending;
 
 static MqPending *mq_pending = NULL;
@@ -90,13 +88,43 @@ mq_xact_wake(int32 queue_id)
  *		Move the queue's counters when this transaction commits.
  */
 void
-mq_xact_count(int32 queue_id, int64 sent, int64 acked, int64 dead)
+mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n)
 {
-	MqPending  *p = mq_pending_get(queue_id);
+	mq_pending_get(queue_id)->n[kind] += n;
+}
 
-	p->sent += sent;
-	p->acked += acked;
-	p->dead += dead;
+/*
+ * mq_xact_own_counts
+ *		This transaction's counter moves so far, one entry per queue, so that
+ *		mq.queue_stats shows a transaction its own work.  Returns how many
+ *		entries were written to out (at most max).
+ */
+int
+mq_xact_own_counts(MqCounter *out, int max)
+{
+	int			i;
+	int			j;
+	int			n = 0;
+	int			k;
+
+	for (i = 0; i < mq_npending; i++)
+	{
+		for (j = 0; j < n; j++)
+			if (out[j].queue_id == mq_pending[i].queue_id)
+				break;
+		if (j == n)
+		{
+			if (n == max)
+				break;
+			memset(&out[n], 0, sizeof(MqCounter));
+			out[n].dboid = MyDatabaseId;
+			out[n].queue_id = mq_pending[i].queue_id;
+			n++;
+		}
+		for (k = 0; k < MQ_NCOUNTERS; k++)
+			out[j].n[k] += mq_pending[i].n[k];
+	}
+	return n;
 }
 
 /*
@@ -155,8 +183,7 @@ mq_xact_publish(void)
 	{
 		MqPending  *p = &mq_pending[i];
 
-		if (p->sent || p->acked || p->dead)
-			mq_counter_add(MyDatabaseId, p->queue_id, p->sent, p->acked, p->dead);
+		mq_counter_add(MyDatabaseId, p->queue_id, p->n);
 		if (p->wake)
 		{
 			MqWaitSlot *slot = mq_wait_slot(MyDatabaseId, p->queue_id);
@@ -272,7 +299,7 @@ mq_sql_wake(PG_FUNCTION_ARGS)
 /*
  * mq_sql_count
  *		mq._count(queue_id, kind, n): move a counter at commit; kind is
- *		'sent', 'acked' or 'dead'.
+ *		'sent', 'acked', 'dead' or 'purged'.
  */
 Datum
 mq_sql_count(PG_FUNCTION_ARGS)
@@ -282,11 +309,13 @@ mq_sql_count(PG_FUNCTION_ARGS)
 	int64		n = PG_GETARG_INT64(2);
 
 	if (strcmp(kind, "sent") == 0)
-		mq_xact_count(queue_id, n, 0, 0);
+		mq_xact_count(queue_id, MQ_SENT, n);
 	else if (strcmp(kind, "acked") == 0)
-		mq_xact_count(queue_id, 0, n, 0);
+		mq_xact_count(queue_id, MQ_ACKED, n);
 	else if (strcmp(kind, "dead") == 0)
-		mq_xact_count(queue_id, 0, 0, n);
+		mq_xact_count(queue_id, MQ_DEAD, n);
+	else if (strcmp(kind, "purged") == 0)
+		mq_xact_count(queue_id, MQ_PURGED, n);
 	else
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
