@@ -14,7 +14,8 @@ OBJS = \
 	src/spi_util.o \
 	src/shmem.o \
 	src/xact.o \
-	src/worker.o
+	src/worker.o \
+	src/topic.o
 
 DATA = mq--0.1.0.sql
 PGFILEDESC = "mq - message broker inside PostgreSQL"

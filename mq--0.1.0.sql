@@ -247,10 +247,12 @@ BEGIN
                   HINT = 'Use if_not_exists => true to ignore an existing queue.';
     END IF;
 
+    PERFORM mq._check_name_free(queue_name);
     qid := nextval('mq.queue_id_seq');
     -- the dead-letter queue: created with its queue, has none itself
     SELECT q.queue_id INTO dlqid FROM mq.queue q WHERE q.queue_name = dlq;
     IF dlqid IS NULL THEN
+        PERFORM mq._check_name_free(dlq);
         dlqid := nextval('mq.queue_id_seq');
         INSERT INTO mq.queue (queue_id, queue_name, visibility_timeout, max_attempts,
                               retry_delay, retry_delay_max, dead_letter_queue_id,
@@ -376,6 +378,7 @@ BEGIN
     DELETE FROM mq.queue_message m WHERE m.queue_id = ANY (ids);
     DELETE FROM mq.dedup d WHERE d.queue_id = ANY (ids);
     DELETE FROM mq.queue_counter c WHERE c.queue_id = ANY (ids);
+    DELETE FROM mq.binding b WHERE b.dest_kind = 'q' AND b.dest_id = ANY (ids);
     PERFORM mq._invalidate_queue_cache();
     RETURN true;
 END;
@@ -778,12 +781,980 @@ CREATE VIEW mq.queue_stats AS
 SELECT * FROM mq._queue_stats();
 
 --------------------------------------------------------------------------
+-- Topics, consumer groups, exchanges and the transactional outbox
+--------------------------------------------------------------------------
+
+CREATE FUNCTION mq.murmur2(data bytea)
+RETURNS integer
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'mq_murmur2';
+
+CREATE FUNCTION mq._wait_generation(key integer)
+RETURNS bigint
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'mq_wait_generation';
+
+CREATE FUNCTION mq._wait_sleep(key integer, generation bigint, until timestamptz)
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'mq_wait_sleep';
+
+CREATE TABLE mq.topic (
+    topic_id    integer PRIMARY KEY,
+    topic_name  text NOT NULL UNIQUE,
+    partitions  integer NOT NULL,
+    retention   interval NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE SEQUENCE mq.topic_id_seq AS integer OWNED BY mq.topic.topic_id;
+
+-- Next offset per partition; only the relay writes it.
+CREATE TABLE mq.topic_partition (
+    topic_id     integer NOT NULL,
+    partition    integer NOT NULL,
+    next_offset  bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic_id, partition)
+) WITH (fillfactor = 50);
+
+-- Records live in segments (partitions of mq.topic_record by segment
+-- number).  The relay writes into the newest segment; mq.maintain() opens a
+-- new one when the newest is old enough and drops whole segments once every
+-- record in them is past retention: no mass DELETE, no bloat.
+CREATE TABLE mq.segment (
+    seg         bigint PRIMARY KEY,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+CREATE TABLE mq.topic_record (
+    seg           bigint NOT NULL,
+    topic_id      integer NOT NULL,
+    partition     integer NOT NULL,
+    "offset"      bigint NOT NULL,
+    key           text,
+    payload       jsonb,
+    headers       jsonb,
+    message_id    uuid NOT NULL,
+    published_at  timestamptz NOT NULL
+) PARTITION BY RANGE (seg);
+CREATE INDEX topic_record_offset_idx ON mq.topic_record (topic_id, partition, "offset");
+
+CREATE TABLE mq.consumer_group (
+    group_id         integer PRIMARY KEY,
+    topic_id         integer NOT NULL,
+    group_name       text NOT NULL,
+    session_timeout  interval NOT NULL,
+    generation       bigint NOT NULL DEFAULT 0,
+    members          text[] NOT NULL DEFAULT '{}',   -- live members, sorted
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    UNIQUE (topic_id, group_name)
+) WITH (fillfactor = 50);
+CREATE SEQUENCE mq.group_id_seq AS integer OWNED BY mq.consumer_group.group_id;
+
+CREATE TABLE mq.group_offset (
+    group_id          integer NOT NULL,
+    partition         integer NOT NULL,
+    committed_offset  bigint NOT NULL,
+    committed_at      timestamptz,
+    PRIMARY KEY (group_id, partition)
+) WITH (fillfactor = 50);
+
+CREATE TABLE mq.group_member (
+    group_id   integer NOT NULL,
+    member     text NOT NULL,
+    last_seen  timestamptz NOT NULL,
+    PRIMARY KEY (group_id, member)
+) WITH (fillfactor = 50);
+
+CREATE TABLE mq.exchange (
+    exchange_id         integer PRIMARY KEY,
+    exchange_name       text NOT NULL UNIQUE,
+    type                text NOT NULL CHECK (type IN ('direct', 'fanout', 'topic', 'headers')),
+    alternate_exchange_id integer,
+    dropped             bigint NOT NULL DEFAULT 0,
+    created_at          timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+CREATE SEQUENCE mq.exchange_id_seq AS integer OWNED BY mq.exchange.exchange_id;
+
+-- dest_kind: 'q' queue, 't' topic, 'x' exchange
+CREATE TABLE mq.binding (
+    exchange_id  integer NOT NULL,
+    dest_kind    "char" NOT NULL,
+    dest_id      integer NOT NULL,
+    binding_key  text NOT NULL,
+    arguments    jsonb,
+    PRIMARY KEY (exchange_id, dest_kind, dest_id, binding_key)
+);
+
+-- The transactional outbox, with Debezium's outbox columns.
+CREATE SEQUENCE mq.outbox_seq AS bigint;
+CREATE TABLE mq.outbox (
+    id             uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    aggregatetype  text NOT NULL,      -- destination: topic, exchange or queue
+    aggregateid    text,               -- key
+    type           text,
+    payload        jsonb,
+    headers        jsonb,
+    created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    seq            bigint NOT NULL DEFAULT pg_catalog.nextval('mq.outbox_seq')
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
+        autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX outbox_seq_idx ON mq.outbox (seq);
+
+SELECT pg_catalog.pg_extension_config_dump('mq.topic', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.topic_partition', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.consumer_group', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.group_offset', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.exchange', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.binding', '');
+SELECT pg_catalog.pg_extension_config_dump('mq.outbox', '');
+
+-- What kind of object a name is: 'q', 't', 'x', or NULL.
+CREATE FUNCTION mq._kind_of(name text, OUT kind "char", OUT id integer)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT k, i FROM (
+        SELECT 'q'::"char", q.queue_id FROM mq.queue q WHERE q.queue_name = name
+        UNION ALL
+        SELECT 't'::"char", t.topic_id FROM mq.topic t WHERE t.topic_name = name
+        UNION ALL
+        SELECT 'x'::"char", x.exchange_id FROM mq.exchange x WHERE x.exchange_name = name
+    ) s(k, i) LIMIT 1
+$$;
+
+-- Raises 42710 if a queue, topic or exchange is called name.
+CREATE FUNCTION mq._check_name_free(name text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    k "char";
+BEGIN
+    SELECT kind INTO k FROM mq._kind_of(name);
+    IF k IS NOT NULL THEN
+        RAISE EXCEPTION '% "%" already exists',
+            CASE k WHEN 'q' THEN 'a queue' WHEN 't' THEN 'a topic' ELSE 'an exchange' END, name
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Queues, topics and exchanges share one namespace.';
+    END IF;
+END;
+$$;
+
+CREATE FUNCTION mq._topic_id(topic_name text)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tid integer;
+BEGIN
+    IF topic_name IS NULL THEN
+        RAISE EXCEPTION 'topic_name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT t.topic_id INTO tid FROM mq.topic t WHERE t.topic_name = _topic_id.topic_name;
+    IF tid IS NULL THEN
+        RAISE EXCEPTION 'topic "%" does not exist', topic_name
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with mq.create_topic().';
+    END IF;
+    RETURN tid;
+END;
+$$;
+
+-- Opens a new segment (a partition of mq.topic_record).
+CREATE FUNCTION mq._new_segment()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    s bigint;
+BEGIN
+    SELECT coalesce(max(x.seg), 0) + 1 INTO s FROM mq.segment x;
+    EXECUTE format('CREATE TABLE mq.%I PARTITION OF mq.topic_record FOR VALUES FROM (%s) TO (%s)',
+                   'topic_record_' || s, s, s + 1);
+    INSERT INTO mq.segment (seg) VALUES (s);
+    RETURN s;
+END;
+$$;
+SELECT mq._new_segment();
+
+-- Rotates and drops segments; part of mq.maintain().  Returns segments dropped.
+CREATE FUNCTION mq._maintain_segments()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    cur   mq.segment;
+    span  interval;
+    keep  interval;
+    r     record;
+    n     integer := 0;
+BEGIN
+    SELECT * INTO cur FROM mq.segment ORDER BY seg DESC LIMIT 1;
+    SELECT min(t.retention), max(t.retention) INTO span, keep FROM mq.topic t;
+    -- a segment covers a quarter of the shortest retention, 1 s to 1 h
+    span := greatest(interval '1 second', least(interval '1 hour', coalesce(span, interval '1 hour') / 4));
+    IF clock_timestamp() - cur.created_at >= span
+       AND EXISTS (SELECT 1 FROM mq.topic_record x WHERE x.seg = cur.seg) THEN
+        PERFORM mq._new_segment();
+    END IF;
+    -- a closed segment goes once its newest record is older than any retention
+    FOR r IN SELECT s.seg, nx.created_at AS closed_at
+               FROM mq.segment s JOIN mq.segment nx ON nx.seg = s.seg + 1
+              WHERE nx.created_at < clock_timestamp() - coalesce(keep, interval '0')
+              ORDER BY s.seg
+    LOOP
+        BEGIN
+            SET LOCAL lock_timeout = '1s';
+            EXECUTE format('DROP TABLE mq.%I', 'topic_record_' || r.seg);
+            DELETE FROM mq.segment WHERE seg = r.seg;
+            n := n + 1;
+        EXCEPTION WHEN lock_not_available THEN
+            EXIT;   -- busy: next pass
+        END;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+
+CREATE FUNCTION mq.create_topic(
+    topic_name  text,
+    partitions  integer DEFAULT 1,
+    retention   interval DEFAULT '7 days')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tid integer;
+BEGIN
+    IF topic_name IS NULL OR partitions IS NULL OR retention IS NULL THEN
+        RAISE EXCEPTION 'topic_name, partitions and retention must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM mq._check_name(topic_name);
+    IF partitions < 1 OR partitions > 1024 THEN
+        RAISE EXCEPTION 'partitions must be between 1 and 1024, got %', partitions
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retention <= interval '0' THEN
+        RAISE EXCEPTION 'retention must be positive, got %', retention
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM mq._check_name_free(topic_name);
+    tid := nextval('mq.topic_id_seq');
+    INSERT INTO mq.topic (topic_id, topic_name, partitions, retention)
+    VALUES (tid, topic_name, partitions, retention);
+    INSERT INTO mq.topic_partition (topic_id, partition)
+    SELECT tid, p FROM generate_series(0, partitions - 1) p;
+END;
+$$;
+
+CREATE FUNCTION mq.drop_topic(topic_name text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tid integer;
+BEGIN
+    IF topic_name IS NULL THEN
+        RAISE EXCEPTION 'topic_name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    DELETE FROM mq.topic t WHERE t.topic_name = drop_topic.topic_name RETURNING t.topic_id INTO tid;
+    IF tid IS NULL THEN
+        RETURN false;
+    END IF;
+    DELETE FROM mq.topic_partition p WHERE p.topic_id = tid;
+    DELETE FROM mq.group_offset o USING mq.consumer_group g
+     WHERE o.group_id = g.group_id AND g.topic_id = tid;
+    DELETE FROM mq.group_member m USING mq.consumer_group g
+     WHERE m.group_id = g.group_id AND g.topic_id = tid;
+    DELETE FROM mq.consumer_group g WHERE g.topic_id = tid;
+    DELETE FROM mq.binding b WHERE b.dest_kind = 't' AND b.dest_id = tid;
+    DELETE FROM mq.topic_record r WHERE r.topic_id = tid;
+    RETURN true;
+END;
+$$;
+
+CREATE FUNCTION mq.list_topics()
+RETURNS TABLE (topic_name text, partitions integer, retention interval, created_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.topic_name, t.partitions, t.retention, t.created_at FROM mq.topic t ORDER BY 1
+$$;
+
+--- consumer groups
+
+CREATE FUNCTION mq._group(topic_name text, group_name text)
+RETURNS mq.consumer_group
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    g mq.consumer_group;
+BEGIN
+    IF group_name IS NULL THEN
+        RAISE EXCEPTION 'group_name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO g FROM mq.consumer_group x
+     WHERE x.topic_id = mq._topic_id(topic_name) AND x.group_name = _group.group_name;
+    IF g.group_id IS NULL THEN
+        RAISE EXCEPTION 'consumer group "%" of topic "%" does not exist', group_name, topic_name
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with mq.create_group().';
+    END IF;
+    RETURN g;
+END;
+$$;
+
+CREATE FUNCTION mq.create_group(
+    topic_name       text,
+    group_name       text,
+    start_at         text DEFAULT 'latest',
+    session_timeout  interval DEFAULT '30 seconds')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tid integer := mq._topic_id(topic_name);
+    gid integer;
+BEGIN
+    IF group_name IS NULL OR start_at IS NULL OR session_timeout IS NULL THEN
+        RAISE EXCEPTION 'group_name, start_at and session_timeout must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM mq._check_name(group_name);
+    IF start_at NOT IN ('earliest', 'latest') THEN
+        RAISE EXCEPTION 'start_at must be ''earliest'' or ''latest'', got "%"', start_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF session_timeout <= interval '0' THEN
+        RAISE EXCEPTION 'session_timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM mq.consumer_group g WHERE g.topic_id = tid AND g.group_name = create_group.group_name) THEN
+        RAISE EXCEPTION 'consumer group "%" of topic "%" already exists', group_name, topic_name
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+    gid := nextval('mq.group_id_seq');
+    INSERT INTO mq.consumer_group (group_id, topic_id, group_name, session_timeout)
+    VALUES (gid, tid, group_name, session_timeout);
+    INSERT INTO mq.group_offset (group_id, partition, committed_offset)
+    SELECT gid, p.partition, CASE WHEN start_at = 'latest' THEN p.next_offset ELSE 0 END
+      FROM mq.topic_partition p WHERE p.topic_id = tid;
+END;
+$$;
+
+CREATE FUNCTION mq.drop_group(topic_name text, group_name text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    gid integer;
+BEGIN
+    DELETE FROM mq.consumer_group g
+     WHERE g.topic_id = mq._topic_id(topic_name) AND g.group_name = drop_group.group_name
+    RETURNING g.group_id INTO gid;
+    IF gid IS NULL THEN
+        RETURN false;
+    END IF;
+    DELETE FROM mq.group_offset o WHERE o.group_id = gid;
+    DELETE FROM mq.group_member m WHERE m.group_id = gid;
+    RETURN true;
+END;
+$$;
+
+-- Records member's heartbeat and returns the partitions it holds.  Live
+-- members (seen within the session timeout), sorted, share the partitions
+-- round-robin; a change of the live set starts a new generation.
+CREATE FUNCTION mq._assign(g mq.consumer_group, member text, partitions integer)
+RETURNS integer[]
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    live text[];
+    n    integer;
+    i    integer;
+BEGIN
+    INSERT INTO mq.group_member AS m (group_id, member, last_seen)
+    VALUES (g.group_id, member, clock_timestamp())
+    ON CONFLICT ON CONSTRAINT group_member_pkey DO UPDATE SET last_seen = excluded.last_seen;
+    SELECT array_agg(m.member ORDER BY m.member) INTO live FROM mq.group_member m
+     WHERE m.group_id = g.group_id AND m.last_seen > clock_timestamp() - g.session_timeout;
+    IF live IS DISTINCT FROM g.members THEN
+        UPDATE mq.consumer_group x SET members = live, generation = x.generation + 1
+         WHERE x.group_id = g.group_id;
+    END IF;
+    n := array_length(live, 1);
+    i := array_position(live, member) - 1;
+    RETURN ARRAY(SELECT p FROM generate_series(0, partitions - 1) p WHERE p % n = i);
+END;
+$$;
+
+CREATE FUNCTION mq.fetch(
+    topic_name    text,
+    group_name    text,
+    max_messages  integer DEFAULT 100,
+    member        text DEFAULT NULL,
+    wait          interval DEFAULT '0')
+RETURNS TABLE (partition integer, "offset" bigint, key text, payload jsonb,
+               headers jsonb, message_id uuid, published_at timestamptz)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    g        mq.consumer_group := mq._group(topic_name, group_name);
+    t        mq.topic;
+    held     integer[];
+    deadline timestamptz;
+    gen      bigint;
+BEGIN
+    IF max_messages IS NULL OR max_messages < 1 THEN
+        RAISE EXCEPTION 'max_messages must be at least 1, got %', coalesce(max_messages::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF wait IS NULL OR wait < interval '0' THEN
+        RAISE EXCEPTION 'wait must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF wait > interval '0' AND current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'mq.fetch cannot wait inside a REPEATABLE READ or SERIALIZABLE transaction'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Fetch with wait => ''0'', or wait in a READ COMMITTED transaction.';
+    END IF;
+    SELECT * INTO t FROM mq.topic x WHERE x.topic_id = g.topic_id;
+    IF member IS NULL THEN
+        held := ARRAY(SELECT generate_series(0, t.partitions - 1));
+    ELSE
+        held := mq._assign(g, member, t.partitions);
+    END IF;
+    deadline := clock_timestamp() + wait;
+    LOOP
+        gen := CASE WHEN wait > interval '0' THEN mq._wait_generation(-t.topic_id) END;
+        RETURN QUERY
+            SELECT r.partition, r."offset", r.key, r.payload, r.headers, r.message_id, r.published_at
+              FROM mq.group_offset o
+              CROSS JOIN LATERAL (
+                  SELECT x.*, row_number() OVER (ORDER BY x."offset") AS rn
+                    FROM mq.topic_record x
+                   WHERE x.topic_id = t.topic_id AND x.partition = o.partition
+                     AND x."offset" >= o.committed_offset
+                   ORDER BY x."offset" LIMIT max_messages) r
+             WHERE o.group_id = g.group_id AND o.partition = ANY (held)
+             ORDER BY r.rn, r.partition
+             LIMIT max_messages;
+        IF FOUND OR clock_timestamp() >= deadline THEN
+            RETURN;
+        END IF;
+        PERFORM mq._wait_sleep(-t.topic_id, gen, deadline);
+    END LOOP;
+END;
+$$;
+
+CREATE FUNCTION mq.commit(
+    topic_name   text,
+    group_name   text,
+    partition    integer,
+    next_offset  bigint,
+    member       text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    g    mq.consumer_group := mq._group(topic_name, group_name);
+    t    mq.topic;
+    endo bigint;
+BEGIN
+    SELECT * INTO t FROM mq.topic x WHERE x.topic_id = g.topic_id;
+    IF partition IS NULL OR next_offset IS NULL THEN
+        RAISE EXCEPTION 'partition and next_offset must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF partition < 0 OR partition >= t.partitions THEN
+        RAISE EXCEPTION 'topic "%" has no partition %', topic_name, partition
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = format('Partitions are 0 to %s.', t.partitions - 1);
+    END IF;
+    SELECT p.next_offset INTO endo FROM mq.topic_partition p
+     WHERE p.topic_id = t.topic_id AND p.partition = commit.partition;
+    IF next_offset < 0 OR next_offset > endo THEN
+        RAISE EXCEPTION 'offset % is outside partition % of topic "%" (0 to %)',
+            next_offset, partition, topic_name, endo
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF member IS NOT NULL AND NOT partition = ANY (mq._assign(g, member, t.partitions)) THEN
+        RAISE EXCEPTION 'member "%" does not hold partition % of group "%"', member, partition, group_name
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = 'The partition moved to another member (its session lapsed or members changed).',
+                  HINT = 'Fetch again to learn the partitions this member holds.';
+    END IF;
+    UPDATE mq.group_offset o SET committed_offset = next_offset, committed_at = clock_timestamp()
+     WHERE o.group_id = g.group_id AND o.partition = commit.partition;
+END;
+$$;
+
+CREATE FUNCTION mq.seek(
+    topic_name   text,
+    group_name   text,
+    partition    integer DEFAULT NULL,
+    to_offset    bigint DEFAULT NULL,
+    to_time      timestamptz DEFAULT NULL,
+    to_position  text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    g mq.consumer_group := mq._group(topic_name, group_name);
+    t mq.topic;
+BEGIN
+    SELECT * INTO t FROM mq.topic x WHERE x.topic_id = g.topic_id;
+    IF (to_offset IS NOT NULL)::int + (to_time IS NOT NULL)::int + (to_position IS NOT NULL)::int <> 1 THEN
+        RAISE EXCEPTION 'give exactly one of to_offset, to_time and to_position'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_position NOT IN ('earliest', 'latest') THEN
+        RAISE EXCEPTION 'to_position must be ''earliest'' or ''latest'', got "%"', to_position
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF partition IS NOT NULL AND (partition < 0 OR partition >= t.partitions) THEN
+        RAISE EXCEPTION 'topic "%" has no partition %', topic_name, partition
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_offset < 0 THEN
+        RAISE EXCEPTION 'to_offset must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE mq.group_offset o
+       SET committed_offset = CASE
+             WHEN to_offset IS NOT NULL THEN least(to_offset, p.next_offset)
+             WHEN to_position = 'latest' THEN p.next_offset
+             WHEN to_position = 'earliest' THEN 0
+             ELSE coalesce((SELECT min(r."offset") FROM mq.topic_record r
+                             WHERE r.topic_id = t.topic_id AND r.partition = o.partition
+                               AND r.published_at >= to_time), p.next_offset)
+           END,
+           committed_at = clock_timestamp()
+      FROM mq.topic_partition p
+     WHERE o.group_id = g.group_id AND p.topic_id = t.topic_id AND p.partition = o.partition
+       AND (seek.partition IS NULL OR o.partition = seek.partition);
+END;
+$$;
+
+--- exchanges
+
+CREATE FUNCTION mq.create_exchange(exchange_name text, type text, alternate_exchange text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    alt integer;
+BEGIN
+    IF exchange_name IS NULL OR type IS NULL THEN
+        RAISE EXCEPTION 'exchange_name and type must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM mq._check_name(exchange_name);
+    IF type NOT IN ('direct', 'fanout', 'topic', 'headers') THEN
+        RAISE EXCEPTION 'exchange type must be direct, fanout, topic or headers, got "%"', type
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM mq._check_name_free(exchange_name);
+    IF alternate_exchange IS NOT NULL THEN
+        SELECT x.exchange_id INTO alt FROM mq.exchange x WHERE x.exchange_name = alternate_exchange;
+        IF alt IS NULL THEN
+            RAISE EXCEPTION 'exchange "%" does not exist', alternate_exchange USING ERRCODE = 'undefined_object';
+        END IF;
+    END IF;
+    INSERT INTO mq.exchange (exchange_id, exchange_name, type, alternate_exchange_id)
+    VALUES (nextval('mq.exchange_id_seq'), exchange_name, type, alt);
+END;
+$$;
+
+CREATE FUNCTION mq.drop_exchange(exchange_name text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    xid integer;
+BEGIN
+    DELETE FROM mq.exchange x WHERE x.exchange_name = drop_exchange.exchange_name
+    RETURNING x.exchange_id INTO xid;
+    IF xid IS NULL THEN
+        RETURN false;
+    END IF;
+    DELETE FROM mq.binding b WHERE b.exchange_id = xid OR (b.dest_kind = 'x' AND b.dest_id = xid);
+    UPDATE mq.exchange x SET alternate_exchange_id = NULL WHERE x.alternate_exchange_id = xid;
+    RETURN true;
+END;
+$$;
+
+CREATE FUNCTION mq.list_exchanges()
+RETURNS TABLE (exchange_name text, type text, alternate_exchange text, dropped bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT x.exchange_name, x.type, a.exchange_name, x.dropped
+      FROM mq.exchange x LEFT JOIN mq.exchange a ON a.exchange_id = x.alternate_exchange_id
+     ORDER BY 1
+$$;
+
+CREATE FUNCTION mq._exchange_id(exchange_name text)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    xid integer;
+BEGIN
+    SELECT x.exchange_id INTO xid FROM mq.exchange x WHERE x.exchange_name = _exchange_id.exchange_name;
+    IF xid IS NULL THEN
+        RAISE EXCEPTION 'exchange "%" does not exist', exchange_name
+            USING ERRCODE = 'undefined_object', HINT = 'Create it with mq.create_exchange().';
+    END IF;
+    RETURN xid;
+END;
+$$;
+
+CREATE FUNCTION mq.bind(exchange_name text, destination text, binding_key text DEFAULT '#',
+                        arguments jsonb DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    xid integer := mq._exchange_id(exchange_name);
+    d   record;
+BEGIN
+    IF binding_key IS NULL THEN
+        RAISE EXCEPTION 'binding_key must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO d FROM mq._kind_of(destination);
+    IF d.kind IS NULL THEN
+        RAISE EXCEPTION 'no queue, topic or exchange is called "%"', destination
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF arguments IS NOT NULL AND jsonb_typeof(arguments) <> 'object' THEN
+        RAISE EXCEPTION 'arguments must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF arguments ? 'x-match' AND arguments->>'x-match' NOT IN ('all', 'any') THEN
+        RAISE EXCEPTION 'x-match must be "all" or "any"' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    INSERT INTO mq.binding (exchange_id, dest_kind, dest_id, binding_key, arguments)
+    VALUES (xid, d.kind, d.id, binding_key, arguments)
+    ON CONFLICT ON CONSTRAINT binding_pkey
+    DO UPDATE SET arguments = excluded.arguments;
+END;
+$$;
+
+CREATE FUNCTION mq.unbind(exchange_name text, destination text, binding_key text DEFAULT '#')
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    d record;
+BEGIN
+    SELECT * INTO d FROM mq._kind_of(destination);
+    DELETE FROM mq.binding b
+     WHERE b.exchange_id = mq._exchange_id(exchange_name) AND b.dest_kind = d.kind
+       AND b.dest_id = d.id AND b.binding_key = unbind.binding_key;
+    RETURN FOUND;
+END;
+$$;
+
+-- Does a topic-exchange pattern match a routing key?  Dot-separated words;
+-- '*' matches exactly one word, '#' zero or more.
+CREATE FUNCTION mq._topic_match(pattern text, key text)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    p    text[] := string_to_array(pattern, '.');
+    k    text[] := string_to_array(coalesce(key, ''), '.');
+    np   integer := coalesce(array_length(p, 1), 0);
+    nk   integer := coalesce(array_length(k, 1), 0);
+    prev boolean[];
+    cur  boolean[];
+    i    integer;
+    j    integer;
+BEGIN
+    -- prev[j+1]: the first i pattern words match the first j key words
+    prev := array_fill(false, ARRAY[nk + 1]);
+    prev[1] := true;
+    FOR i IN 1 .. np LOOP
+        cur := array_fill(false, ARRAY[nk + 1]);
+        cur[1] := (p[i] = '#' AND prev[1]);
+        FOR j IN 1 .. nk LOOP
+            IF p[i] = '#' THEN
+                cur[j + 1] := prev[j + 1] OR cur[j];
+            ELSIF p[i] = '*' OR p[i] = k[j] THEN
+                cur[j + 1] := prev[j];
+            END IF;
+        END LOOP;
+        prev := cur;
+    END LOOP;
+    RETURN prev[nk + 1];
+END;
+$$;
+
+-- Does a headers binding match?  x-match all (default) or any, over the
+-- arguments not starting with "x-".
+CREATE FUNCTION mq._headers_match(arguments jsonb, headers jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN coalesce(arguments->>'x-match', 'all') = 'any'
+                THEN coalesce(bool_or(headers->a.key = a.value), false)
+                ELSE coalesce(bool_and(coalesce(headers->a.key = a.value, false)), true) END
+      FROM jsonb_each(coalesce(arguments, '{}')) a
+     WHERE a.key NOT LIKE 'x-%'
+$$;
+
+-- Where a message sent to (kind, id) ends up: queues ('q') and topics ('t').
+-- Exchanges route by type; each final destination appears once; a cycle of
+-- exchanges ends where it closes.  With count_drops, an exchange that routes
+-- nothing and has no alternate exchange counts the message as dropped.
+CREATE FUNCTION mq._route_id(kind "char", id integer, key text, headers jsonb,
+                             visited integer[], count_drops boolean)
+RETURNS TABLE (dest_kind "char", dest_id integer)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    x     mq.exchange;
+    b     record;
+    found_any boolean := false;
+BEGIN
+    IF kind <> 'x' THEN
+        dest_kind := kind;
+        dest_id := id;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    IF id = ANY (visited) THEN
+        RETURN;
+    END IF;
+    SELECT * INTO x FROM mq.exchange e WHERE e.exchange_id = id;
+    FOR b IN SELECT * FROM mq.binding bb WHERE bb.exchange_id = id LOOP
+        IF (x.type = 'fanout')
+           OR (x.type = 'direct' AND b.binding_key = coalesce(key, ''))
+           OR (x.type = 'topic' AND mq._topic_match(b.binding_key, key))
+           OR (x.type = 'headers' AND mq._headers_match(b.arguments, headers)) THEN
+            FOR dest_kind, dest_id IN
+                SELECT r.dest_kind, r.dest_id
+                  FROM mq._route_id(b.dest_kind, b.dest_id, key, headers, visited || id, count_drops) r
+            LOOP
+                found_any := true;
+                RETURN NEXT;
+            END LOOP;
+        END IF;
+    END LOOP;
+    IF NOT found_any THEN
+        IF x.alternate_exchange_id IS NOT NULL THEN
+            RETURN QUERY SELECT r.dest_kind, r.dest_id
+              FROM mq._route_id('x', x.alternate_exchange_id, key, headers, visited || id, count_drops) r;
+        ELSIF count_drops THEN
+            UPDATE mq.exchange e SET dropped = e.dropped + 1 WHERE e.exchange_id = id;
+        END IF;
+    END IF;
+END;
+$$;
+
+-- The distinct final destinations of a message sent to a named destination.
+CREATE FUNCTION mq._route(destination text, key text, headers jsonb, count_drops boolean)
+RETURNS TABLE (dest_kind "char", dest_id integer)
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT DISTINCT r.dest_kind, r.dest_id
+      FROM mq._kind_of(destination) d,
+           mq._route_id(d.kind, d.id, key, headers, '{}', count_drops) r
+$$;
+
+--- the outbox
+
+-- BEFORE INSERT on mq.outbox: the destination must exist, and writers of
+-- one key are serialized until commit, so that per-key order (by seq) is
+-- commit order.
+CREATE FUNCTION mq._outbox_check()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM mq._kind_of(NEW.aggregatetype)) THEN
+        RAISE EXCEPTION 'no queue, topic or exchange is called "%"', NEW.aggregatetype
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'aggregatetype names the destination of the event.';
+    END IF;
+    IF NEW.aggregateid IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(28018, hashtext(NEW.aggregatetype || '/' || NEW.aggregateid));
+    END IF;
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER outbox_check BEFORE INSERT ON mq.outbox
+    FOR EACH ROW EXECUTE FUNCTION mq._outbox_check();
+
+-- AFTER INSERT (statement): wake the relay when the transaction commits.
+CREATE FUNCTION mq._outbox_trigger()
+RETURNS trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'mq_outbox_trigger';
+CREATE TRIGGER outbox_wake AFTER INSERT ON mq.outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION mq._outbox_trigger();
+
+CREATE FUNCTION mq.publish(
+    destination  text,
+    payload      jsonb,
+    key          text DEFAULT NULL,
+    headers      jsonb DEFAULT NULL,
+    mandatory    boolean DEFAULT false)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    id uuid;
+BEGIN
+    IF destination IS NULL THEN
+        RAISE EXCEPTION 'destination must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF mandatory AND NOT EXISTS (SELECT 1 FROM mq._route(destination, key, headers, false)) THEN
+        IF NOT EXISTS (SELECT 1 FROM mq._kind_of(destination)) THEN
+            RAISE EXCEPTION 'no queue, topic or exchange is called "%"', destination
+                USING ERRCODE = 'undefined_object';
+        END IF;
+        RAISE EXCEPTION 'message to "%" with key "%" is unroutable', destination, coalesce(key, '')
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'No binding routes it to a queue or topic; bind one, or publish without mandatory.';
+    END IF;
+    INSERT INTO mq.outbox (aggregatetype, aggregateid, payload, headers)
+    VALUES (destination, key, payload, headers)
+    RETURNING outbox.id INTO id;
+    RETURN id;
+END;
+$$;
+
+-- One relay pass: moves up to max_rows committed outbox rows, in seq order,
+-- to their destinations, in this transaction.  Passes are serialized, so
+-- offsets are assigned in the order records become visible.
+CREATE FUNCTION mq.relay(max_rows integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    cur_seg bigint;
+    n       bigint;
+BEGIN
+    PERFORM pg_advisory_xact_lock(28017, 2);
+    SELECT max(s.seg) INTO cur_seg FROM mq.segment s;
+    WITH b AS MATERIALIZED (
+        SELECT o.* FROM mq.outbox o ORDER BY o.seq LIMIT max_rows),
+    d AS MATERIALIZED (
+        SELECT b.*, r.dest_kind, r.dest_id
+          FROM b CROSS JOIN LATERAL mq._route(b.aggregatetype, b.aggregateid, b.headers, true) r),
+    qins AS (
+        INSERT INTO mq.queue_message (msg_id, queue_id, vt, enqueued_at, payload, headers)
+        SELECT nextval('mq.msg_id_seq'), d.dest_id, clock_timestamp(), clock_timestamp(),
+               coalesce(d.payload, 'null'::jsonb),
+               coalesce(d.headers, '{}'::jsonb) || jsonb_build_object('mq_event_id', d.id)
+          FROM d WHERE d.dest_kind = 'q' ORDER BY d.seq
+        RETURNING queue_id),
+    qdone AS (
+        SELECT mq._count(q.queue_id, 'sent', count(*)), mq._wake(q.queue_id)
+          FROM qins q GROUP BY q.queue_id),
+    tp AS (
+        SELECT d.*, CASE WHEN d.aggregateid IS NULL THEN (d.seq % t.partitions)::integer
+                         ELSE (mq.murmur2(convert_to(d.aggregateid, 'UTF8')) & 2147483647) % t.partitions
+                    END AS part
+          FROM d JOIN mq.topic t ON t.topic_id = d.dest_id
+         WHERE d.dest_kind = 't'),
+    tn AS (
+        SELECT tp.*, p.next_offset + row_number() OVER (PARTITION BY tp.dest_id, tp.part ORDER BY tp.seq) - 1 AS off
+          FROM tp JOIN mq.topic_partition p ON p.topic_id = tp.dest_id AND p.partition = tp.part),
+    tins AS (
+        INSERT INTO mq.topic_record (seg, topic_id, partition, "offset", key, payload, headers, message_id, published_at)
+        SELECT cur_seg, tn.dest_id, tn.part, tn.off, tn.aggregateid, tn.payload, tn.headers, tn.id, clock_timestamp()
+          FROM tn ORDER BY tn.seq
+        RETURNING topic_id),
+    tupd AS (
+        UPDATE mq.topic_partition p SET next_offset = p.next_offset + c.n
+          FROM (SELECT tn.dest_id, tn.part, count(*) AS n FROM tn GROUP BY 1, 2) c
+         WHERE p.topic_id = c.dest_id AND p.partition = c.part),
+    tdone AS (
+        SELECT mq._wake(-t.topic_id) FROM tins t GROUP BY t.topic_id),
+    del AS (
+        DELETE FROM mq.outbox o USING b WHERE o.id = b.id RETURNING 1)
+    SELECT (SELECT count(*) FROM del) + 0 * (SELECT count(*) FROM qdone) + 0 * (SELECT count(*) FROM tdone)
+      INTO n;
+    RETURN n;
+END;
+$$;
+
+CREATE VIEW mq.consumer_lag AS
+SELECT t.topic_name, g.group_name, o.partition, o.committed_offset,
+       p.next_offset AS end_offset,
+       p.next_offset - o.committed_offset AS lag,
+       o.committed_at AS last_commit_at
+  FROM mq.consumer_group g
+  JOIN mq.topic t ON t.topic_id = g.topic_id
+  JOIN mq.group_offset o ON o.group_id = g.group_id
+  JOIN mq.topic_partition p ON p.topic_id = g.topic_id AND p.partition = o.partition;
+
+CREATE VIEW mq.topic_stats AS
+SELECT t.topic_name, p.partition,
+       coalesce(f.first_offset, p.next_offset) AS start_offset,
+       p.next_offset AS end_offset,
+       p.next_offset - coalesce(f.first_offset, p.next_offset) AS records,
+       l.published_at AS last_published_at,
+       (SELECT count(*) FROM mq.consumer_group g WHERE g.topic_id = t.topic_id) AS groups
+  FROM mq.topic t
+  JOIN mq.topic_partition p ON p.topic_id = t.topic_id
+  LEFT JOIN LATERAL (SELECT r."offset" AS first_offset FROM mq.topic_record r
+                      WHERE r.topic_id = t.topic_id AND r.partition = p.partition
+                      ORDER BY r."offset" LIMIT 1) f ON true
+  LEFT JOIN LATERAL (SELECT r.published_at FROM mq.topic_record r
+                      WHERE r.topic_id = t.topic_id AND r.partition = p.partition
+                      ORDER BY r."offset" DESC LIMIT 1) l ON true;
+
+--------------------------------------------------------------------------
 -- Maintenance (run by the background worker every mq.naptime)
 --------------------------------------------------------------------------
 
 CREATE FUNCTION mq.maintain(max_rows integer DEFAULT 1000)
 RETURNS TABLE (dead_lettered bigint, expired bigint, dedup_keys_removed bigint,
-               inbox_keys_removed bigint)
+               inbox_keys_removed bigint, segments_dropped integer)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -839,6 +1810,8 @@ BEGIN
          WHERE p2.processed_at < clock_timestamp() - retention
          ORDER BY p2.processed_at LIMIT max_rows * 10));
     GET DIAGNOSTICS inbox_keys_removed = ROW_COUNT;
+    -- topic segments: open a new one, drop those past retention
+    segments_dropped := mq._maintain_segments();
     RETURN NEXT;
 END;
 $$;

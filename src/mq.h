@@ -14,6 +14,7 @@
  *				 counters, attempts of aborted deliveries
  *	  shmem.c	 shared memory: wait slots, counters, abort ring, workers
  *	  worker.c	 the launcher and per-database background workers
+ *	  topic.c	 murmur2, the outbox trigger, wait slots for mq.fetch
  *	  spi_util.c saved SPI plans and set-returning-function helpers
  *
  *-------------------------------------------------------------------------
@@ -159,6 +160,7 @@ extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
 extern int	mq_xact_own_counts(MqCounter *out, int max);
 extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
 extern void mq_xact_launch_on_commit(void);
+extern void mq_xact_relay_on_commit(void);
 
 /* worker.c */
 extern void mq_worker_init(void);

@@ -122,6 +122,10 @@ static MqStmt mq_stmt_maintain = {
 	"SELECT mq.maintain()", 0, {InvalidOid}
 };
 
+static MqStmt mq_stmt_relay = {
+	"SELECT mq.relay(10000)", 0, {InvalidOid}
+};
+
 static MqStmt mq_stmt_recount = {
 	"SELECT mq.recount()", 0, {InvalidOid}
 };
@@ -648,6 +652,16 @@ mq_worker_pass(void)
 	}
 	mq_count_aborted_attempts();
 	mq_flush_counters();
+	mq_stmt_exec(&mq_stmt_relay, NULL, NULL, 0);
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		/* a full relay batch: more may be waiting, go again at once */
+		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull)) >= 10000)
+			SetLatch(MyLatch);
+	}
 	mq_stmt_exec(&mq_stmt_maintain, NULL, NULL, 0);
 }
 

@@ -37,6 +37,7 @@ static int	mq_npending = 0;
 static int	mq_maxpending = 0;
 
 static bool mq_launch_pending = false;
+static bool mq_relay_pending = false;
 
 static MqDelivery *mq_delivered = NULL;
 static SubTransactionId *mq_delivered_subid = NULL;
@@ -169,6 +170,16 @@ mq_xact_launch_on_commit(void)
 }
 
 /*
+ * mq_xact_relay_on_commit
+ *		Wake this database's worker (the outbox relay) when we commit.
+ */
+void
+mq_xact_relay_on_commit(void)
+{
+	mq_relay_pending = true;
+}
+
+/*
  * mq_xact_publish
  *		At commit: publish counters and wake waiters.
  */
@@ -182,8 +193,14 @@ mq_xact_publish(void)
 	for (i = 0; i < mq_npending; i++)
 	{
 		MqPending  *p = &mq_pending[i];
+		int			k;
 
-		mq_counter_add(MyDatabaseId, p->queue_id, p->n);
+		for (k = 0; k < MQ_NCOUNTERS; k++)
+			if (p->n[k] != 0)
+			{
+				mq_counter_add(MyDatabaseId, p->queue_id, p->n);
+				break;
+			}
 		if (p->wake)
 		{
 			MqWaitSlot *slot = mq_wait_slot(MyDatabaseId, p->queue_id);
@@ -208,6 +225,8 @@ mq_xact_callback(XactEvent event, void *arg)
 			mq_xact_publish();
 			if (mq_launch_pending)
 				mq_worker_request_launch(MyDatabaseId);
+			if (mq_relay_pending)
+				mq_worker_wake(MyDatabaseId);
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
@@ -222,6 +241,7 @@ mq_xact_callback(XactEvent event, void *arg)
 	mq_npending = 0;
 	mq_ndelivered = 0;
 	mq_launch_pending = false;
+	mq_relay_pending = false;
 }
 
 /*

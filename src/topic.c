@@ -1,0 +1,138 @@
+/*-------------------------------------------------------------------------
+ *
+ * topic.c
+ *	  C support for topics and the outbox: Kafka's murmur2 partitioner,
+ *	  the outbox trigger that wakes the relay at commit, and the generic
+ *	  wait slots that mq.fetch sleeps on.
+ *
+ * Topics, groups, exchanges and the relay themselves are SQL (see
+ * mq--0.1.0.sql); only what needs shared memory or speed lives here.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mq.h"
+
+#include "commands/trigger.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(mq_murmur2);
+PG_FUNCTION_INFO_V1(mq_outbox_trigger);
+PG_FUNCTION_INFO_V1(mq_wait_generation);
+PG_FUNCTION_INFO_V1(mq_wait_sleep);
+
+/*
+ * mq_murmur2_hash
+ *		MurmurHash2 (32-bit) exactly as Kafka's default partitioner computes
+ *		it: seed 0x9747b28c, little-endian 4-byte blocks, signed result.
+ */
+static int32
+mq_murmur2_hash(const unsigned char *data, int len)
+{
+	const uint32 m = 0x5bd1e995;
+	const int	r = 24;
+	uint32		h = 0x9747b28c ^ (uint32) len;
+	int			i;
+	int			blocks = len / 4;
+
+	for (i = 0; i < blocks; i++)
+	{
+		const unsigned char *p = data + i * 4;
+		uint32		k = (uint32) p[0] | ((uint32) p[1] << 8) |
+			((uint32) p[2] << 16) | ((uint32) p[3] << 24);
+
+		k *= m;
+		k ^= k >> r;
+		k *= m;
+		h *= m;
+		h ^= k;
+	}
+	switch (len % 4)
+	{
+		case 3:
+			h ^= (uint32) data[blocks * 4 + 2] << 16;
+			/* FALLTHROUGH */
+		case 2:
+			h ^= (uint32) data[blocks * 4 + 1] << 8;
+			/* FALLTHROUGH */
+		case 1:
+			h ^= (uint32) data[blocks * 4];
+			h *= m;
+	}
+	h ^= h >> 13;
+	h *= m;
+	h ^= h >> 15;
+	return (int32) h;
+}
+
+/*
+ * mq_murmur2
+ *		mq.murmur2(bytea) RETURNS integer
+ */
+Datum
+mq_murmur2(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+
+	PG_RETURN_INT32(mq_murmur2_hash((const unsigned char *) VARDATA_ANY(b),
+									VARSIZE_ANY_EXHDR(b)));
+}
+
+/*
+ * mq_outbox_trigger
+ *		Statement-level AFTER INSERT trigger on mq.outbox: wake the relay
+ *		(this database's worker) when the inserting transaction commits.
+ */
+Datum
+mq_outbox_trigger(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mq._outbox_trigger() must be called as a trigger")));
+	mq_xact_relay_on_commit();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * mq_wait_generation
+ *		mq._wait_generation(key): the current generation of the wait slot of
+ *		key (a queue id, or minus a topic id).  Read it before looking for
+ *		work, then pass it to mq._wait_sleep.
+ */
+Datum
+mq_wait_generation(PG_FUNCTION_ARGS)
+{
+	mq_require_shmem();
+	PG_RETURN_INT64((int64) pg_atomic_read_u64(&mq_wait_slot(MyDatabaseId,
+															 PG_GETARG_INT32(0))->generation));
+}
+
+/*
+ * mq_wait_sleep
+ *		mq._wait_sleep(key, generation, until): sleep until the slot's
+ *		generation moves past generation (a commit woke it) or until.
+ */
+Datum
+mq_wait_sleep(PG_FUNCTION_ARGS)
+{
+	MqWaitSlot *slot;
+	uint64		generation = (uint64) PG_GETARG_INT64(1);
+	TimestampTz until = PG_GETARG_TIMESTAMPTZ(2);
+
+	mq_require_shmem();
+	slot = mq_wait_slot(MyDatabaseId, PG_GETARG_INT32(0));
+	ConditionVariablePrepareToSleep(&slot->cv);
+	while (pg_atomic_read_u64(&slot->generation) == generation)
+	{
+		long		ms = (long) ((until - GetCurrentTimestamp()) / 1000);
+
+		if (ms <= 0)
+			break;
+		if (ConditionVariableTimedSleep(&slot->cv, ms, PG_WAIT_EXTENSION))
+			break;
+	}
+	ConditionVariableCancelSleep();
+	PG_RETURN_VOID();
+}
