@@ -1677,6 +1677,14 @@ DECLARE
     cur_seg bigint;
     n       bigint;
 BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        -- after waiting for the previous pass, we must see what it committed
+        RAISE EXCEPTION 'mq.relay must run in a READ COMMITTED transaction'
+            USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF max_rows IS NULL OR max_rows < 1 THEN
+        RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     PERFORM pg_advisory_xact_lock(28017, 2);
     SELECT max(s.seg) INTO cur_seg FROM mq.segment s;
     WITH b AS MATERIALIZED (
