@@ -800,11 +800,12 @@ LANGUAGE C STRICT VOLATILE
 AS 'MODULE_PATHNAME', 'mq_wait_sleep';
 
 CREATE TABLE mq.topic (
-    topic_id    integer PRIMARY KEY,
-    topic_name  text NOT NULL UNIQUE,
-    partitions  integer NOT NULL,
-    retention   interval NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+    topic_id     integer PRIMARY KEY,
+    topic_name   text NOT NULL UNIQUE,
+    partitions   integer NOT NULL,
+    retention    interval NOT NULL,
+    current_seg  bigint,               -- the segment the relay appends to
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
 );
 CREATE SEQUENCE mq.topic_id_seq AS integer OWNED BY mq.topic.topic_id;
 
@@ -816,14 +817,18 @@ CREATE TABLE mq.topic_partition (
     PRIMARY KEY (topic_id, partition)
 ) WITH (fillfactor = 50);
 
--- Records live in segments (partitions of mq.topic_record by segment
--- number).  The relay writes into the newest segment; mq.maintain() opens a
--- new one when the newest is old enough and drops whole segments once every
--- record in them is past retention: no mass DELETE, no bloat.
+-- Records live in segments: mq.topic_record is partitioned by topic, and
+-- each topic's partition by segment number.  The relay appends to the
+-- topic's current segment; mq.maintain() opens a new one when the current
+-- one is old enough and drops a topic's whole segments once every record in
+-- them is past the topic's retention: no mass DELETE, no bloat.
+CREATE SEQUENCE mq.segment_seq AS bigint;
 CREATE TABLE mq.segment (
     seg         bigint PRIMARY KEY,
+    topic_id    integer NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
 );
+CREATE INDEX segment_topic_idx ON mq.segment (topic_id, seg);
 CREATE TABLE mq.topic_record (
     seg           bigint NOT NULL,
     topic_id      integer NOT NULL,
@@ -834,7 +839,7 @@ CREATE TABLE mq.topic_record (
     headers       jsonb,
     message_id    uuid NOT NULL,
     published_at  timestamptz NOT NULL
-) PARTITION BY RANGE (seg);
+) PARTITION BY LIST (topic_id);
 CREATE INDEX topic_record_offset_idx ON mq.topic_record (topic_id, partition, "offset");
 
 CREATE TABLE mq.consumer_group (
@@ -962,26 +967,26 @@ BEGIN
 END;
 $$;
 
--- Opens a new segment (a partition of mq.topic_record).
-CREATE FUNCTION mq._new_segment()
+-- Opens a new segment of a topic and makes it the topic's current one.
+CREATE FUNCTION mq._new_segment(tid integer)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    s bigint;
+    s bigint := nextval('mq.segment_seq');
 BEGIN
-    SELECT coalesce(max(x.seg), 0) + 1 INTO s FROM mq.segment x;
-    EXECUTE format('CREATE TABLE mq.%I PARTITION OF mq.topic_record FOR VALUES FROM (%s) TO (%s)',
-                   'topic_record_' || s, s, s + 1);
-    INSERT INTO mq.segment (seg) VALUES (s);
+    EXECUTE format('CREATE TABLE mq.%I PARTITION OF mq.%I FOR VALUES FROM (%s) TO (%s)',
+                   'topic_record_' || tid || '_' || s, 'topic_record_' || tid, s, s + 1);
+    INSERT INTO mq.segment (seg, topic_id) VALUES (s, tid);
+    UPDATE mq.topic t SET current_seg = s WHERE t.topic_id = tid;
     RETURN s;
 END;
 $$;
-SELECT mq._new_segment();
 
--- Rotates and drops segments; part of mq.maintain().  Returns segments dropped.
+-- Rotates and drops segments; part of mq.maintain().  Returns segments
+-- dropped.  Serialized with the relay, which appends to current segments.
 CREATE FUNCTION mq._maintain_segments()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
@@ -989,34 +994,40 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    cur   mq.segment;
-    span  interval;
-    keep  interval;
+    t     record;
     r     record;
+    span  interval;
     n     integer := 0;
 BEGIN
-    SELECT * INTO cur FROM mq.segment ORDER BY seg DESC LIMIT 1;
-    SELECT min(t.retention), max(t.retention) INTO span, keep FROM mq.topic t;
-    -- a segment covers a quarter of the shortest retention, 1 s to 1 h
-    span := greatest(interval '1 second', least(interval '1 hour', coalesce(span, interval '1 hour') / 4));
-    IF clock_timestamp() - cur.created_at >= span
-       AND EXISTS (SELECT 1 FROM mq.topic_record x WHERE x.seg = cur.seg) THEN
-        PERFORM mq._new_segment();
-    END IF;
-    -- a closed segment goes once its newest record is older than any retention
-    FOR r IN SELECT s.seg, nx.created_at AS closed_at
-               FROM mq.segment s JOIN mq.segment nx ON nx.seg = s.seg + 1
-              WHERE nx.created_at < clock_timestamp() - coalesce(keep, interval '0')
-              ORDER BY s.seg
+    PERFORM pg_advisory_xact_lock(28017, 2);
+    FOR t IN SELECT x.topic_id, x.retention, x.current_seg, s.created_at
+               FROM mq.topic x JOIN mq.segment s ON s.seg = x.current_seg
     LOOP
-        BEGIN
-            SET LOCAL lock_timeout = '1s';
-            EXECUTE format('DROP TABLE mq.%I', 'topic_record_' || r.seg);
-            DELETE FROM mq.segment WHERE seg = r.seg;
-            n := n + 1;
-        EXCEPTION WHEN lock_not_available THEN
-            EXIT;   -- busy: next pass
-        END;
+        -- a segment covers a quarter of the retention, 1 s to 1 h
+        span := greatest(interval '1 second', least(interval '1 hour', t.retention / 4));
+        IF clock_timestamp() - t.created_at >= span
+           AND EXISTS (SELECT 1 FROM mq.topic_record x
+                        WHERE x.topic_id = t.topic_id AND x.seg = t.current_seg) THEN
+            PERFORM mq._new_segment(t.topic_id);
+        END IF;
+        -- a closed segment goes once it closed longer ago than the retention
+        FOR r IN SELECT s.seg
+                   FROM mq.segment s
+                  WHERE s.topic_id = t.topic_id
+                    AND (SELECT min(nx.created_at) FROM mq.segment nx
+                          WHERE nx.topic_id = t.topic_id AND nx.seg > s.seg)
+                        < clock_timestamp() - t.retention
+                  ORDER BY s.seg
+        LOOP
+            BEGIN
+                SET LOCAL lock_timeout = '1s';
+                EXECUTE format('DROP TABLE mq.%I', 'topic_record_' || t.topic_id || '_' || r.seg);
+                DELETE FROM mq.segment s WHERE s.seg = r.seg;
+                n := n + 1;
+            EXCEPTION WHEN lock_not_available THEN
+                EXIT;   -- busy: next pass
+            END;
+        END LOOP;
     END LOOP;
     RETURN n;
 END;
@@ -1053,6 +1064,10 @@ BEGIN
     VALUES (tid, topic_name, partitions, retention);
     INSERT INTO mq.topic_partition (topic_id, partition)
     SELECT tid, p FROM generate_series(0, partitions - 1) p;
+    -- the topic's storage: a partition of mq.topic_record, split in segments
+    EXECUTE format('CREATE TABLE mq.%I PARTITION OF mq.topic_record FOR VALUES IN (%s) PARTITION BY RANGE (seg)',
+                   'topic_record_' || tid, tid);
+    PERFORM mq._new_segment(tid);
 END;
 $$;
 
@@ -1079,7 +1094,8 @@ BEGIN
      WHERE m.group_id = g.group_id AND g.topic_id = tid;
     DELETE FROM mq.consumer_group g WHERE g.topic_id = tid;
     DELETE FROM mq.binding b WHERE b.dest_kind = 't' AND b.dest_id = tid;
-    DELETE FROM mq.topic_record r WHERE r.topic_id = tid;
+    DELETE FROM mq.segment s WHERE s.topic_id = tid;
+    EXECUTE format('DROP TABLE mq.%I', 'topic_record_' || tid);
     RETURN true;
 END;
 $$;
@@ -1176,10 +1192,13 @@ BEGIN
 END;
 $$;
 
--- Records member's heartbeat and returns the partitions it holds.  Live
--- members (seen within the session timeout), sorted, share the partitions
--- round-robin; a change of the live set starts a new generation.
-CREATE FUNCTION mq._assign(g mq.consumer_group, member text, partitions integer)
+-- Returns the partitions member holds.  Live members (seen within the
+-- session timeout), sorted, share the partitions round-robin; a change of
+-- the live set starts a new generation.  With join, the call is member's
+-- heartbeat (fetch); without (commit), a member whose session lapsed holds
+-- nothing until it fetches again, and a live one is kept alive.
+CREATE FUNCTION mq._assign(g mq.consumer_group, member text, partitions integer,
+                           join_group boolean DEFAULT true)
 RETURNS integer[]
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -1190,9 +1209,18 @@ DECLARE
     n    integer;
     i    integer;
 BEGIN
-    INSERT INTO mq.group_member AS m (group_id, member, last_seen)
-    VALUES (g.group_id, member, clock_timestamp())
-    ON CONFLICT ON CONSTRAINT group_member_pkey DO UPDATE SET last_seen = excluded.last_seen;
+    IF join_group THEN
+        INSERT INTO mq.group_member AS m (group_id, member, last_seen)
+        VALUES (g.group_id, member, clock_timestamp())
+        ON CONFLICT ON CONSTRAINT group_member_pkey DO UPDATE SET last_seen = excluded.last_seen;
+    ELSE
+        UPDATE mq.group_member m SET last_seen = clock_timestamp()
+         WHERE m.group_id = g.group_id AND m.member = member
+           AND m.last_seen > clock_timestamp() - g.session_timeout;
+        IF NOT FOUND THEN
+            RETURN '{}';
+        END IF;
+    END IF;
     SELECT array_agg(m.member ORDER BY m.member) INTO live FROM mq.group_member m
      WHERE m.group_id = g.group_id AND m.last_seen > clock_timestamp() - g.session_timeout;
     IF live IS DISTINCT FROM g.members THEN
@@ -1297,7 +1325,7 @@ BEGIN
             next_offset, partition, topic_name, endo
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF member IS NOT NULL AND NOT partition = ANY (mq._assign(g, member, t.partitions)) THEN
+    IF member IS NOT NULL AND NOT partition = ANY (mq._assign(g, member, t.partitions, false)) THEN
         RAISE EXCEPTION 'member "%" does not hold partition % of group "%"', member, partition, group_name
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   DETAIL = 'The partition moved to another member (its session lapsed or members changed).',
@@ -1674,7 +1702,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    cur_seg bigint;
     n       bigint;
 BEGIN
     IF current_setting('transaction_isolation') <> 'read committed' THEN
@@ -1686,7 +1713,6 @@ BEGIN
         RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     PERFORM pg_advisory_xact_lock(28017, 2);
-    SELECT max(s.seg) INTO cur_seg FROM mq.segment s;
     WITH b AS MATERIALIZED (
         SELECT o.* FROM mq.outbox o ORDER BY o.seq LIMIT max_rows),
     d AS MATERIALIZED (
@@ -1703,7 +1729,8 @@ BEGIN
         SELECT mq._count(q.queue_id, 'sent', count(*)), mq._wake(q.queue_id)
           FROM qins q GROUP BY q.queue_id),
     tp AS (
-        SELECT d.*, CASE WHEN d.aggregateid IS NULL THEN (d.seq % t.partitions)::integer
+        SELECT d.*, t.current_seg,
+               CASE WHEN d.aggregateid IS NULL THEN (d.seq % t.partitions)::integer
                          ELSE (mq.murmur2(convert_to(d.aggregateid, 'UTF8')) & 2147483647) % t.partitions
                     END AS part
           FROM d JOIN mq.topic t ON t.topic_id = d.dest_id
@@ -1713,7 +1740,7 @@ BEGIN
           FROM tp JOIN mq.topic_partition p ON p.topic_id = tp.dest_id AND p.partition = tp.part),
     tins AS (
         INSERT INTO mq.topic_record (seg, topic_id, partition, "offset", key, payload, headers, message_id, published_at)
-        SELECT cur_seg, tn.dest_id, tn.part, tn.off, tn.aggregateid, tn.payload, tn.headers, tn.id, clock_timestamp()
+        SELECT tn.current_seg, tn.dest_id, tn.part, tn.off, tn.aggregateid, tn.payload, tn.headers, tn.id, clock_timestamp()
           FROM tn ORDER BY tn.seq
         RETURNING topic_id),
     tupd AS (
