@@ -28,7 +28,7 @@ _PG_init(void)
 {
 	DefineCustomBoolVariable("mq.worker_enabled",
 							 "Run mq's background workers.",
-							 "When off, the workers idle; run mq.run_maintenance() by hand.",
+							 "When off, the workers exit and none are started; run mq.run_maintenance() and mq.relay() by hand.",
 							 &mq_worker_enabled, true,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("mq.naptime",
