@@ -892,17 +892,17 @@ CREATE TABLE mq.binding (
 -- The transactional outbox, with Debezium's outbox columns.
 CREATE SEQUENCE mq.outbox_seq AS bigint;
 CREATE TABLE mq.outbox (
-    id             uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),
+    id             uuid NOT NULL DEFAULT pg_catalog.gen_random_uuid(),
     aggregatetype  text NOT NULL,      -- destination: topic, exchange or queue
     aggregateid    text,               -- key
     type           text,
     payload        jsonb,
     headers        jsonb,
     created_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    seq            bigint NOT NULL DEFAULT pg_catalog.nextval('mq.outbox_seq')
+    seq            bigint NOT NULL DEFAULT pg_catalog.nextval('mq.outbox_seq'),
+    PRIMARY KEY (seq)   -- relay order; the event id needs no index here
 ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 2000,
         autovacuum_vacuum_cost_delay = 0);
-CREATE INDEX outbox_seq_idx ON mq.outbox (seq);
 
 SELECT pg_catalog.pg_extension_config_dump('mq.topic', '');
 SELECT pg_catalog.pg_extension_config_dump('mq.topic_partition', '');
@@ -1068,6 +1068,7 @@ BEGIN
     EXECUTE format('CREATE TABLE mq.%I PARTITION OF mq.topic_record FOR VALUES IN (%s) PARTITION BY RANGE (seg)',
                    'topic_record_' || tid, tid);
     PERFORM mq._new_segment(tid);
+    PERFORM mq._invalidate_queue_cache();
 END;
 $$;
 
@@ -1096,6 +1097,7 @@ BEGIN
     DELETE FROM mq.binding b WHERE b.dest_kind = 't' AND b.dest_id = tid;
     DELETE FROM mq.segment s WHERE s.topic_id = tid;
     EXECUTE format('DROP TABLE mq.%I', 'topic_record_' || tid);
+    PERFORM mq._invalidate_queue_cache();
     RETURN true;
 END;
 $$;
@@ -1249,6 +1251,7 @@ DECLARE
     g        mq.consumer_group := mq._group(topic_name, group_name);
     t        mq.topic;
     held     integer[];
+    cap      integer;
     deadline timestamptz;
     gen      bigint;
 BEGIN
@@ -1270,6 +1273,8 @@ BEGIN
     ELSE
         held := mq._assign(g, member, t.partitions);
     END IF;
+    -- read about an equal share from each partition held
+    cap := ceil(max_messages::numeric / greatest(coalesce(array_length(held, 1), 0), 1));
     deadline := clock_timestamp() + wait;
     LOOP
         gen := CASE WHEN wait > interval '0' THEN mq._wait_generation(-t.topic_id) END;
@@ -1281,7 +1286,7 @@ BEGIN
                     FROM mq.topic_record x
                    WHERE x.topic_id = t.topic_id AND x.partition = o.partition
                      AND x."offset" >= o.committed_offset
-                   ORDER BY x."offset" LIMIT max_messages) r
+                   ORDER BY x."offset" LIMIT cap) r
              WHERE o.group_id = g.group_id AND o.partition = ANY (held)
              ORDER BY r.rn, r.partition
              LIMIT max_messages;
@@ -1412,6 +1417,7 @@ BEGIN
     END IF;
     INSERT INTO mq.exchange (exchange_id, exchange_name, type, alternate_exchange_id)
     VALUES (nextval('mq.exchange_id_seq'), exchange_name, type, alt);
+    PERFORM mq._invalidate_queue_cache();
 END;
 $$;
 
@@ -1431,6 +1437,7 @@ BEGIN
     END IF;
     DELETE FROM mq.binding b WHERE b.exchange_id = xid OR (b.dest_kind = 'x' AND b.dest_id = xid);
     UPDATE mq.exchange x SET alternate_exchange_id = NULL WHERE x.alternate_exchange_id = xid;
+    PERFORM mq._invalidate_queue_cache();
     RETURN true;
 END;
 $$;
@@ -1571,6 +1578,7 @@ CREATE FUNCTION mq._route_id(kind "char", id integer, key text, headers jsonb,
                              visited integer[], count_drops boolean)
 RETURNS TABLE (dest_kind "char", dest_id integer)
 LANGUAGE plpgsql VOLATILE
+ROWS 2
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1618,6 +1626,7 @@ $$;
 CREATE FUNCTION mq._route(destination text, key text, headers jsonb, count_drops boolean)
 RETURNS TABLE (dest_kind "char", dest_id integer)
 LANGUAGE sql VOLATILE
+ROWS 2
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT DISTINCT r.dest_kind, r.dest_id
@@ -1627,27 +1636,13 @@ $$;
 
 --- the outbox
 
--- BEFORE INSERT on mq.outbox: the destination must exist, and writers of
--- one key are serialized until commit, so that per-key order (by seq) is
--- commit order.
+-- BEFORE INSERT on mq.outbox (C): the destination must exist, and writers
+-- of one (destination, key) are serialized until commit, so that per-key
+-- order (by seq) is commit order.
 CREATE FUNCTION mq._outbox_check()
 RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM mq._kind_of(NEW.aggregatetype)) THEN
-        RAISE EXCEPTION 'no queue, topic or exchange is called "%"', NEW.aggregatetype
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'aggregatetype names the destination of the event.';
-    END IF;
-    IF NEW.aggregateid IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock(28018, hashtext(NEW.aggregatetype || '/' || NEW.aggregateid));
-    END IF;
-    RETURN NEW;
-END;
-$$;
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'mq_outbox_check';
 CREATE TRIGGER outbox_check BEFORE INSERT ON mq.outbox
     FOR EACH ROW EXECUTE FUNCTION mq._outbox_check();
 
@@ -1698,6 +1693,7 @@ $$;
 CREATE FUNCTION mq.relay(max_rows integer DEFAULT 10000)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
+SET jit = off
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1715,9 +1711,20 @@ BEGIN
     PERFORM pg_advisory_xact_lock(28017, 2);
     WITH b AS MATERIALIZED (
         SELECT o.* FROM mq.outbox o ORDER BY o.seq LIMIT max_rows),
+    -- each destination is looked up once; only exchanges route per message
+    dk AS MATERIALIZED (
+        SELECT x.aggregatetype, k.kind, k.id
+          FROM (SELECT DISTINCT b.aggregatetype FROM b) x
+          CROSS JOIN LATERAL mq._kind_of(x.aggregatetype) k),
     d AS MATERIALIZED (
+        SELECT b.*, dk.kind AS dest_kind, dk.id AS dest_id
+          FROM b JOIN dk ON dk.aggregatetype = b.aggregatetype
+         WHERE dk.kind <> 'x'
+        UNION ALL
         SELECT b.*, r.dest_kind, r.dest_id
-          FROM b CROSS JOIN LATERAL mq._route(b.aggregatetype, b.aggregateid, b.headers, true) r),
+          FROM b JOIN dk ON dk.aggregatetype = b.aggregatetype
+          CROSS JOIN LATERAL mq._route(b.aggregatetype, b.aggregateid, b.headers, true) r
+         WHERE dk.kind = 'x'),
     qins AS (
         INSERT INTO mq.queue_message (msg_id, queue_id, vt, enqueued_at, payload, headers)
         SELECT nextval('mq.msg_id_seq'), d.dest_id, clock_timestamp(), clock_timestamp(),
@@ -1750,7 +1757,7 @@ BEGIN
     tdone AS (
         SELECT mq._wake(-t.topic_id) FROM tins t GROUP BY t.topic_id),
     del AS (
-        DELETE FROM mq.outbox o USING b WHERE o.id = b.id RETURNING 1)
+        DELETE FROM mq.outbox o USING b WHERE o.seq = b.seq RETURNING 1)
     SELECT (SELECT count(*) FROM del) + 0 * (SELECT count(*) FROM qdone) + 0 * (SELECT count(*) FROM tdone)
       INTO n;
     RETURN n;

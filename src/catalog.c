@@ -30,6 +30,18 @@ PG_FUNCTION_INFO_V1(mq_invalidate_queue_cache);
 /* name -> MqQueue; NULL when empty or invalidated */
 static HTAB *mq_queue_cache = NULL;
 
+/* name -> kind of destination ('q', 't', 'x'), for the outbox trigger */
+typedef struct MqDest
+{
+	char		name[NAMEDATALEN];
+	char		kind;
+} MqDest;
+static HTAB *mq_dest_cache = NULL;
+
+static MqStmt mq_stmt_dest_lookup = {
+	"SELECT kind FROM mq._kind_of($1)", 1, {TEXTOID}
+};
+
 /* OID of mq.queue, looked up once; InvalidOid until then */
 static Oid	mq_queue_relid = InvalidOid;
 
@@ -57,6 +69,11 @@ mq_queue_cache_invalidate(Datum arg, Oid relid)
 	{
 		hash_destroy(mq_queue_cache);
 		mq_queue_cache = NULL;
+	}
+	if (mq_dest_cache != NULL)
+	{
+		hash_destroy(mq_dest_cache);
+		mq_dest_cache = NULL;
 	}
 	/* the extension may have been dropped and created again */
 	mq_queue_relid = InvalidOid;
@@ -204,6 +221,61 @@ mq_queue_load(text *queue_name, MqQueue *entry)
 		entry->message_ttl = *DatumGetIntervalP(d);
 	entry->dedup_window = *DatumGetIntervalP(SPI_getbinval(tup, desc, 6, &isnull));
 	return true;
+}
+
+/*
+ * mq_dest_kind
+ *		The kind of the queue, topic or exchange called name ('q', 't', 'x'),
+ *		or 0 if there is none.  Cached like queues (any change of queues,
+ *		topics or exchanges invalidates mq.queue's relcache entry).
+ */
+char
+mq_dest_kind(const char *name, int len)
+{
+	char		key[NAMEDATALEN];
+	MqDest	   *entry;
+	bool		found;
+	bool		isnull;
+	Datum		values[1];
+	char		kind;
+
+	if (len > MQ_MAX_NAME_LEN)
+		return 0;
+	memset(key, 0, sizeof(key));
+	memcpy(key, name, len);
+	if (mq_dest_cache != NULL)
+	{
+		entry = hash_search(mq_dest_cache, key, HASH_FIND, NULL);
+		if (entry != NULL)
+			return entry->kind;
+	}
+
+	(void) mq_queue_relid_get();
+	SPI_connect();
+	values[0] = PointerGetDatum(cstring_to_text_with_len(name, len));
+	mq_stmt_exec(&mq_stmt_dest_lookup, values, NULL, 1);
+	kind = 0;
+	if (SPI_processed > 0)
+		kind = DatumGetChar(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (kind == 0)
+		return 0;
+
+	if (mq_dest_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(MqDest);
+		ctl.hcxt = TopMemoryContext;
+		mq_dest_cache = hash_create("mq destination cache", 64, &ctl,
+									HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	entry = hash_search(mq_dest_cache, key, HASH_ENTER, &found);
+	entry->kind = kind;
+	return kind;
 }
 
 /*

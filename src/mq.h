@@ -172,6 +172,7 @@ extern void mq_check_queue_name(const char *name, int len);
 extern const MqQueue *mq_queue_get(text *queue_name);
 extern void mq_catalog_init(void);
 extern int64 mq_next_msg_id(void);
+extern char mq_dest_kind(const char *name, int len);
 
 /* spi_util.c */
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);

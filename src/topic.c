@@ -13,12 +13,15 @@
 #include "mq.h"
 
 #include "commands/trigger.h"
+#include "common/hashfn.h"
+#include "storage/lock.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(mq_murmur2);
 PG_FUNCTION_INFO_V1(mq_outbox_trigger);
+PG_FUNCTION_INFO_V1(mq_outbox_check);
 PG_FUNCTION_INFO_V1(mq_wait_generation);
 PG_FUNCTION_INFO_V1(mq_wait_sleep);
 
@@ -93,6 +96,72 @@ mq_outbox_trigger(PG_FUNCTION_ARGS)
 				 errmsg("mq._outbox_trigger() must be called as a trigger")));
 	mq_xact_relay_on_commit();
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * mq_outbox_check
+ *		BEFORE INSERT row trigger on mq.outbox: the destination (column
+ *		aggregatetype) must be a queue, topic or exchange, and writers of one
+ *		(destination, key) are serialized until commit by a transaction-level
+ *		advisory lock, so that per-key relay order (by seq) is commit order.
+ */
+Datum
+mq_outbox_check(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	Datum		d;
+	text	   *dest;
+	static int	att_dest = 0;
+	static int	att_key = 0;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mq._outbox_check() must be a BEFORE ROW trigger")));
+	desc = RelationGetDescr(td->tg_relation);
+	tup = td->tg_trigtuple;
+	if (att_dest <= 0 || att_key <= 0 ||
+		att_dest > desc->natts || att_key > desc->natts ||
+		strcmp(NameStr(TupleDescAttr(desc, att_dest - 1)->attname), "aggregatetype") != 0 ||
+		strcmp(NameStr(TupleDescAttr(desc, att_key - 1)->attname), "aggregateid") != 0)
+	{
+		att_dest = SPI_fnumber(desc, "aggregatetype");
+		att_key = SPI_fnumber(desc, "aggregateid");
+		if (att_dest <= 0 || att_key <= 0)
+			elog(ERROR, "mq: mq.outbox lacks aggregatetype or aggregateid");
+	}
+
+	d = heap_getattr(tup, att_dest, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("aggregatetype (the destination) must not be NULL")));
+	dest = DatumGetTextPP(d);
+	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no queue, topic or exchange is called \"%s\"",
+						text_to_cstring(dest)),
+				 errhint("aggregatetype names the destination of the event.")));
+
+	d = heap_getattr(tup, att_key, desc, &isnull);
+	if (!isnull)
+	{
+		text	   *key = DatumGetTextPP(d);
+		uint32		h;
+		LOCKTAG		tag;
+
+		h = hash_bytes((const unsigned char *) VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest));
+		h = hash_combine(h, hash_bytes((const unsigned char *) VARDATA_ANY(key),
+									   VARSIZE_ANY_EXHDR(key)));
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 28018, h, 2);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	}
+	return PointerGetDatum(tup);
 }
 
 /*

@@ -652,17 +652,25 @@ mq_worker_pass(void)
 	}
 	mq_count_aborted_attempts();
 	mq_flush_counters();
-	mq_stmt_exec(&mq_stmt_relay, NULL, NULL, 0);
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		/* a full relay batch: more may be waiting, go again at once */
-		if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull)) >= 10000)
-			SetLatch(MyLatch);
-	}
 	mq_stmt_exec(&mq_stmt_maintain, NULL, NULL, 0);
+}
+
+/*
+ * mq_worker_relay
+ *		One relay pass, in a transaction of its own so that it commits (and
+ *		wakes the consumers) before the slower maintenance runs.  Inside a
+ *		transaction and SPI.  Sets our latch when the batch was full.
+ */
+static void
+mq_worker_relay(void)
+{
+	bool		isnull;
+
+	mq_stmt_exec(&mq_stmt_relay, NULL, NULL, 0);
+	if (SPI_processed == 1 &&
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+									SPI_tuptable->tupdesc, 1, &isnull)) >= 10000)
+		SetLatch(MyLatch);
 }
 
 /*
@@ -715,6 +723,16 @@ mq_db_worker_main(Datum main_arg)
 		}
 		if (installed)
 		{
+			pgstat_report_activity(STATE_RUNNING, "mq relay pass");
+			SPI_connect();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			mq_worker_relay();
+			PopActiveSnapshot();
+			SPI_finish();
+			CommitTransactionCommand();
+
+			SetCurrentStatementStartTimestamp();
+			StartTransactionCommand();
 			pgstat_report_activity(STATE_RUNNING, "mq maintenance pass");
 			SPI_connect();
 			PushActiveSnapshot(GetTransactionSnapshot());
