@@ -1661,31 +1661,8 @@ CREATE FUNCTION mq.publish(
     headers      jsonb DEFAULT NULL,
     mandatory    boolean DEFAULT false)
 RETURNS uuid
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    id uuid;
-BEGIN
-    IF destination IS NULL THEN
-        RAISE EXCEPTION 'destination must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF mandatory AND NOT EXISTS (SELECT 1 FROM mq._route(destination, key, headers, false)) THEN
-        IF NOT EXISTS (SELECT 1 FROM mq._kind_of(destination)) THEN
-            RAISE EXCEPTION 'no queue, topic or exchange is called "%"', destination
-                USING ERRCODE = 'undefined_object';
-        END IF;
-        RAISE EXCEPTION 'message to "%" with key "%" is unroutable', destination, coalesce(key, '')
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  HINT = 'No binding routes it to a queue or topic; bind one, or publish without mandatory.';
-    END IF;
-    INSERT INTO mq.outbox (aggregatetype, aggregateid, payload, headers)
-    VALUES (destination, key, payload, headers)
-    RETURNING outbox.id INTO id;
-    RETURN id;
-END;
-$$;
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_publish';
 
 -- One relay pass: moves up to max_rows committed outbox rows, in seq order,
 -- to their destinations, in this transaction.  Passes are serialized, so

@@ -256,8 +256,14 @@ mq_dest_kind(const char *name, int len)
 	mq_stmt_exec(&mq_stmt_dest_lookup, values, NULL, 1);
 	kind = 0;
 	if (SPI_processed > 0)
-		kind = DatumGetChar(SPI_getbinval(SPI_tuptable->vals[0],
-										  SPI_tuptable->tupdesc, 1, &isnull));
+	{
+		/* mq._kind_of returns one all-NULL row for an unknown name */
+		Datum		k = SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			kind = DatumGetChar(k);
+	}
 	SPI_finish();
 	if (kind == 0)
 		return 0;

@@ -18,10 +18,25 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
+#include "utils/uuid.h"
 
 PG_FUNCTION_INFO_V1(mq_murmur2);
 PG_FUNCTION_INFO_V1(mq_outbox_trigger);
 PG_FUNCTION_INFO_V1(mq_outbox_check);
+PG_FUNCTION_INFO_V1(mq_publish);
+
+/* $1 destination, $2 key, $3 payload, $4 headers */
+static MqStmt mq_stmt_publish = {
+	"INSERT INTO mq.outbox (aggregatetype, aggregateid, payload, headers)"
+	" VALUES ($1, $2, $3, $4) RETURNING id",
+	4, {TEXTOID, TEXTOID, JSONBOID, JSONBOID}
+};
+
+/* $1 destination, $2 key, $3 headers: would anything receive it? */
+static MqStmt mq_stmt_routable = {
+	"SELECT EXISTS (SELECT 1 FROM mq._route($1, $2, $3, false))",
+	3, {TEXTOID, TEXTOID, JSONBOID}
+};
 PG_FUNCTION_INFO_V1(mq_wait_generation);
 PG_FUNCTION_INFO_V1(mq_wait_sleep);
 
@@ -162,6 +177,72 @@ mq_outbox_check(PG_FUNCTION_ARGS)
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 	}
 	return PointerGetDatum(tup);
+}
+
+/*
+ * mq_publish
+ *		mq.publish(destination, payload, key, headers, mandatory) RETURNS
+ *		uuid: write an outbox row in the caller's transaction; with
+ *		mandatory, refuse a message that nothing would receive.
+ */
+Datum
+mq_publish(PG_FUNCTION_ARGS)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	text	   *dest;
+	bool		isnull;
+	pg_uuid_t  *id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("destination must not be NULL")));
+	dest = PG_GETARG_TEXT_PP(0);
+	values[0] = PointerGetDatum(dest);
+	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
+	values[2] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[2] = PG_ARGISNULL(1) ? 'n' : ' ';
+	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
+	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
+
+	SPI_connect();
+	if (!PG_ARGISNULL(4) && PG_GETARG_BOOL(4))
+	{
+		Datum		rvalues[3];
+		char		rnulls[3];
+
+		rvalues[0] = values[0];
+		rvalues[1] = values[1];
+		rvalues[2] = values[3];
+		rnulls[0] = ' ';
+		rnulls[1] = nulls[1];
+		rnulls[2] = nulls[3];
+		mq_stmt_exec(&mq_stmt_routable, rvalues, rnulls, 1);
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull)))
+		{
+			if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("no queue, topic or exchange is called \"%s\"",
+								text_to_cstring(dest))));
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("message to \"%s\" with key \"%s\" is unroutable",
+							text_to_cstring(dest),
+							PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2))),
+					 errhint("No binding routes it to a queue or topic; bind one, or publish without mandatory.")));
+		}
+	}
+	mq_stmt_exec(&mq_stmt_publish, values, nulls, 1);
+	id = palloc(sizeof(pg_uuid_t));
+	memcpy(id, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull)),
+		   sizeof(pg_uuid_t));
+	SPI_finish();
+	PG_RETURN_UUID_P(id);
 }
 
 /*
