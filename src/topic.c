@@ -236,7 +236,8 @@ mq_publish(PG_FUNCTION_ARGS)
 					 errhint("No binding routes it to a queue or topic; bind one, or publish without mandatory.")));
 		}
 	}
-	mq_stmt_exec(&mq_stmt_publish, values, nulls, 1);
+	/* count 0: run the INSERT to its end, so its statement trigger fires */
+	mq_stmt_exec(&mq_stmt_publish, values, nulls, 0);
 	id = palloc(sizeof(pg_uuid_t));
 	memcpy(id, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull)),
