@@ -224,6 +224,23 @@ mq_queue_load(text *queue_name, MqQueue *entry)
 }
 
 /*
+ * mq_name_cache_create
+ *		A backend-local hash table keyed by a NUL-padded name of NAMEDATALEN
+ *		bytes, living until invalidated.
+ */
+static HTAB *
+mq_name_cache_create(const char *what, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = NAMEDATALEN;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = TopMemoryContext;
+	return hash_create(what, 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+/*
  * mq_dest_kind
  *		The kind of the queue, topic or exchange called name ('q', 't', 'x'),
  *		or 0 if there is none.  Cached like queues (any change of queues,
@@ -269,16 +286,7 @@ mq_dest_kind(const char *name, int len)
 		return 0;
 
 	if (mq_dest_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = NAMEDATALEN;
-		ctl.entrysize = sizeof(MqDest);
-		ctl.hcxt = TopMemoryContext;
-		mq_dest_cache = hash_create("mq destination cache", 64, &ctl,
-									HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
+		mq_dest_cache = mq_name_cache_create("mq destination cache", sizeof(MqDest));
 	entry = hash_search(mq_dest_cache, key, HASH_ENTER, &found);
 	entry->kind = kind;
 	return kind;
@@ -327,16 +335,7 @@ mq_queue_get(text *queue_name)
 
 	/* loading may have processed an invalidation; (re)build the table */
 	if (mq_queue_cache == NULL)
-	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = NAMEDATALEN;
-		ctl.entrysize = sizeof(MqQueue);
-		ctl.hcxt = TopMemoryContext;
-		mq_queue_cache = hash_create("mq queue cache", 64, &ctl,
-									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
+		mq_queue_cache = mq_name_cache_create("mq queue cache", sizeof(MqQueue));
 	entry = hash_search(mq_queue_cache, key, HASH_ENTER, &found);
 	memcpy(entry, &loaded, sizeof(MqQueue));
 	memcpy(entry->name, key, NAMEDATALEN);
