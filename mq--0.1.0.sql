@@ -987,9 +987,13 @@ $$;
 
 -- Rotates and drops segments; part of mq.maintain().  Returns segments
 -- dropped.  Serialized with the relay, which appends to current segments.
+-- Opening or dropping a segment needs a brief exclusive lock on the topic's
+-- storage; a consumer in a long fetch (wait => ...) holds it off, so each
+-- step gives up after 1 s and is retried on the next pass.
 CREATE FUNCTION mq._maintain_segments()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
+SET lock_timeout = '1s'
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1008,7 +1012,11 @@ BEGIN
         IF clock_timestamp() - t.created_at >= span
            AND EXISTS (SELECT 1 FROM mq.topic_record x
                         WHERE x.topic_id = t.topic_id AND x.seg = t.current_seg) THEN
-            PERFORM mq._new_segment(t.topic_id);
+            BEGIN
+                PERFORM mq._new_segment(t.topic_id);
+            EXCEPTION WHEN lock_not_available THEN
+                CONTINUE;   -- busy: next pass
+            END;
         END IF;
         -- a closed segment goes once it closed longer ago than the retention
         FOR r IN SELECT s.seg
@@ -1020,7 +1028,6 @@ BEGIN
                   ORDER BY s.seg
         LOOP
             BEGIN
-                SET LOCAL lock_timeout = '1s';
                 EXECUTE format('DROP TABLE mq.%I', 'topic_record_' || t.topic_id || '_' || r.seg);
                 DELETE FROM mq.segment s WHERE s.seg = r.seg;
                 n := n + 1;
@@ -1248,7 +1255,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    g        mq.consumer_group := mq._group(topic_name, group_name);
+    g        mq.consumer_group;
     t        mq.topic;
     held     integer[];
     cap      integer;
@@ -1267,7 +1274,13 @@ BEGIN
             USING ERRCODE = 'feature_not_supported',
                   HINT = 'Fetch with wait => ''0'', or wait in a READ COMMITTED transaction.';
     END IF;
-    SELECT * INTO t FROM mq.topic x WHERE x.topic_id = g.topic_id;
+    -- one query on the hot path; the helper only to raise the right error
+    SELECT x.* INTO g FROM mq.consumer_group x JOIN mq.topic y ON y.topic_id = x.topic_id
+     WHERE y.topic_name = topic_name AND x.group_name = group_name;
+    IF g.group_id IS NULL THEN
+        g := mq._group(topic_name, group_name);
+    END IF;
+    SELECT * INTO t FROM mq.topic y WHERE y.topic_id = g.topic_id;
     IF member IS NULL THEN
         held := ARRAY(SELECT generate_series(0, t.partitions - 1));
     ELSE
@@ -1282,13 +1295,14 @@ BEGIN
             SELECT r.partition, r."offset", r.key, r.payload, r.headers, r.message_id, r.published_at
               FROM mq.group_offset o
               CROSS JOIN LATERAL (
-                  SELECT x.*, row_number() OVER (ORDER BY x."offset") AS rn
+                  SELECT x.*
                     FROM mq.topic_record x
                    WHERE x.topic_id = t.topic_id AND x.partition = o.partition
                      AND x."offset" >= o.committed_offset
                    ORDER BY x."offset" LIMIT cap) r
              WHERE o.group_id = g.group_id AND o.partition = ANY (held)
-             ORDER BY r.rn, r.partition
+             -- round-robin over the partitions, offset order within each
+             ORDER BY r."offset" - o.committed_offset, r.partition
              LIMIT max_messages;
         IF FOUND OR clock_timestamp() >= deadline THEN
             RETURN;
@@ -1310,11 +1324,17 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    g    mq.consumer_group := mq._group(topic_name, group_name);
+    g    mq.consumer_group;
     t    mq.topic;
     endo bigint;
 BEGIN
-    SELECT * INTO t FROM mq.topic x WHERE x.topic_id = g.topic_id;
+    -- one query on the hot path; the helper only to raise the right error
+    SELECT x.* INTO g FROM mq.consumer_group x JOIN mq.topic y ON y.topic_id = x.topic_id
+     WHERE y.topic_name = topic_name AND x.group_name = group_name;
+    IF g.group_id IS NULL THEN
+        g := mq._group(topic_name, group_name);
+    END IF;
+    SELECT * INTO t FROM mq.topic y WHERE y.topic_id = g.topic_id;
     IF partition IS NULL OR next_offset IS NULL THEN
         RAISE EXCEPTION 'partition and next_offset must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
