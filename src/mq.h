@@ -99,6 +99,14 @@ typedef struct MqCounter
 	int64		n[MQ_NCOUNTERS];
 } MqCounter;
 
+/* The same in shared memory: found under mq_shared->lock, added atomically */
+typedef struct MqCounterSlot
+{
+	Oid			dboid;
+	int32		queue_id;
+	pg_atomic_uint64 n[MQ_NCOUNTERS];
+} MqCounterSlot;
+
 /* One per-database worker, as the launcher and the worker see it. */
 typedef struct MqDbWorker
 {
@@ -118,7 +126,7 @@ typedef struct MqShared
 	uint64		aborts_lost;
 	MqAbortEntry aborts[MQ_ABORT_RING];
 	uint64		counters_lost;
-	MqCounter	counters[MQ_MAX_COUNTERS];
+	MqCounterSlot counters[MQ_MAX_COUNTERS];
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	MqDbWorker	workers[MQ_MAX_DB_WORKERS];
@@ -148,7 +156,7 @@ extern void mq_shmem_init(void);
 extern void mq_require_shmem(void);
 extern MqWaitSlot *mq_wait_slot(Oid dboid, int32 queue_id);
 extern void mq_counter_add(Oid dboid, int32 queue_id, const int64 *n);
-extern int	mq_counter_take(Oid dboid, MqCounter *out, int max, bool reset);
+extern int	mq_counter_take(Oid dboid, MqCounter *out, int max);
 extern void mq_abort_push(Oid dboid, const MqDelivery *d, int n);
 extern void mq_abort_push_quiet(Oid dboid, const MqDelivery *d, int n);
 extern int	mq_abort_take(Oid dboid, MqDelivery *out, int max);

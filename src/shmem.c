@@ -126,19 +126,20 @@ mq_wait_slot(Oid dboid, int32 queue_id)
 
 /*
  * mq_counter_find
- *		The counter entry of (dboid, queue_id), created if create is true.
+ *		The counter slot of (dboid, queue_id), created if create is true.
  *		Caller holds mq_shared->lock (exclusive if create).  NULL if absent
  *		or the table is full.
  */
-static MqCounter *
+static MqCounterSlot *
 mq_counter_find(Oid dboid, int32 queue_id, bool create)
 {
 	uint32		h = ((uint32) dboid * 2654435761u) ^ (uint32) queue_id;
 	int			i;
+	int			k;
 
 	for (i = 0; i < MQ_MAX_COUNTERS; i++)
 	{
-		MqCounter  *c = &mq_shared->counters[(h + i) % MQ_MAX_COUNTERS];
+		MqCounterSlot *c = &mq_shared->counters[(h + i) % MQ_MAX_COUNTERS];
 
 		if (c->dboid == dboid && c->queue_id == queue_id)
 			return c;
@@ -146,8 +147,10 @@ mq_counter_find(Oid dboid, int32 queue_id, bool create)
 		{
 			if (!create)
 				return NULL;
-			c->dboid = dboid;
+			for (k = 0; k < MQ_NCOUNTERS; k++)
+				pg_atomic_init_u64(&c->n[k], 0);
 			c->queue_id = queue_id;
+			c->dboid = dboid;
 			return c;
 		}
 	}
@@ -156,54 +159,66 @@ mq_counter_find(Oid dboid, int32 queue_id, bool create)
 
 /*
  * mq_counter_add
- *		Add committed deltas to a queue's pending counters.
+ *		Add committed deltas to a queue's pending counters.  The common case
+ *		(the slot exists) takes the lock shared and adds atomically, so
+ *		committers do not queue behind each other.
  */
 void
 mq_counter_add(Oid dboid, int32 queue_id, const int64 *n)
 {
-	MqCounter  *c;
+	MqCounterSlot *c;
 	int			k;
 
-	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
-	c = mq_counter_find(dboid, queue_id, true);
+	LWLockAcquire(mq_shared->lock, LW_SHARED);
+	c = mq_counter_find(dboid, queue_id, false);
+	if (c == NULL)
+	{
+		LWLockRelease(mq_shared->lock);
+		LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
+		c = mq_counter_find(dboid, queue_id, true);
+		if (c == NULL)
+			mq_shared->counters_lost++;
+	}
 	if (c != NULL)
 	{
 		for (k = 0; k < MQ_NCOUNTERS; k++)
-			c->n[k] += n[k];
+			if (n[k] != 0)
+				pg_atomic_fetch_add_u64(&c->n[k], (uint64) n[k]);
 	}
-	else
-		mq_shared->counters_lost++;
 	LWLockRelease(mq_shared->lock);
 }
 
 /*
  * mq_counter_take
- *		Copy out and zero the pending counters of dboid (for the worker),
- *		or just copy them (reset = false, for the stats view).  Returns the
- *		number of entries written to out (at most max).
+ *		Copy out the pending counters of dboid that are not all zero.
+ *		Returns the number of entries written to out (at most max).  The
+ *		worker takes what it wrote out again by adding negative moves at its
+ *		commit.
  */
 int
-mq_counter_take(Oid dboid, MqCounter *out, int max, bool reset)
+mq_counter_take(Oid dboid, MqCounter *out, int max)
 {
 	int			i;
 	int			n = 0;
 
-	LWLockAcquire(mq_shared->lock, reset ? LW_EXCLUSIVE : LW_SHARED);
+	LWLockAcquire(mq_shared->lock, LW_SHARED);
 	for (i = 0; i < MQ_MAX_COUNTERS && n < max; i++)
 	{
-		MqCounter  *c = &mq_shared->counters[i];
+		MqCounterSlot *c = &mq_shared->counters[i];
 		int			k;
 		bool		zero = true;
 
 		if (c->dboid != dboid)
 			continue;
+		out[n].dboid = dboid;
+		out[n].queue_id = c->queue_id;
 		for (k = 0; k < MQ_NCOUNTERS; k++)
-			zero = zero && c->n[k] == 0;
-		if (zero)
-			continue;
-		out[n++] = *c;
-		if (reset)
-			memset(c->n, 0, sizeof(c->n));
+		{
+			out[n].n[k] = (int64) pg_atomic_read_u64(&c->n[k]);
+			zero = zero && out[n].n[k] == 0;
+		}
+		if (!zero)
+			n++;
 	}
 	LWLockRelease(mq_shared->lock);
 	return n;

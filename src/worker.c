@@ -620,7 +620,7 @@ mq_flush_counters(void)
 	int			n;
 	int			i;
 
-	n = mq_counter_take(MyDatabaseId, c, 1024, false);
+	n = mq_counter_take(MyDatabaseId, c, 1024);
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[1 + MQ_NCOUNTERS];
@@ -785,7 +785,7 @@ mq_sql_pending_counters(PG_FUNCTION_ARGS)
 
 	c = palloc(sizeof(MqCounter) * (MQ_MAX_COUNTERS + 1024));
 	if (mq_shared != NULL)
-		n = mq_counter_take(MyDatabaseId, c, MQ_MAX_COUNTERS, false);
+		n = mq_counter_take(MyDatabaseId, c, MQ_MAX_COUNTERS);
 	/* plus this transaction's own moves, merged per queue */
 	nown = mq_xact_own_counts(c + n, 1024);
 	for (i = n; i < n + nown; i++)
