@@ -29,21 +29,22 @@ CREATE SEQUENCE mq.queue_id_seq AS integer OWNED BY mq.queue.queue_id;
 -- CACHE: a backend takes ids 128 at a time without locking the sequence;
 -- ids are unique, not ordered across backends (nothing relies on that).
 CREATE SEQUENCE mq.msg_id_seq AS bigint CACHE 128;
+-- Columns are ordered by alignment (8-byte, then 4, then 1, then
+-- variable-length) so that a row carries no padding.
 CREATE TABLE mq.queue_message (
     msg_id       bigint NOT NULL,
-    queue_id     integer NOT NULL,
     vt           timestamptz NOT NULL,      -- visible from (lease expiry)
-    attempt      integer NOT NULL DEFAULT 0,
     enqueued_at  timestamptz NOT NULL,     -- first enqueue, kept across deaths
+    queue_id     integer NOT NULL,
+    attempt      integer NOT NULL DEFAULT 0,
+    origin_queue_id integer,                -- where a dead message died
+    exhausted    boolean NOT NULL DEFAULT false, -- used its last attempt
     payload      jsonb NOT NULL,
     headers      jsonb,
-    exhausted    boolean NOT NULL DEFAULT false, -- used its last attempt
     last_error   text,
     deaths       jsonb,                     -- [{queue, reason, attempts, error, time}]
-    origin_queue_id integer,                -- where a dead message died
     CONSTRAINT queue_message_pkey PRIMARY KEY (msg_id)
-) WITH (fillfactor = 90,
-        autovacuum_vacuum_scale_factor = 0,
+) WITH (autovacuum_vacuum_scale_factor = 0,
         autovacuum_vacuum_threshold = 2000,
         autovacuum_vacuum_insert_scale_factor = 0,
         autovacuum_vacuum_insert_threshold = 20000,
