@@ -122,7 +122,7 @@ mq_crash() {
 }
 
 # mq_server_start: (re)start the server after mq_crash.
-mq_server_start() {
+mq_server_start() {  # returns once the server accepts connections (pg_ctl -w)
 	"${MQ_RUNAS[@]}" "$MQ_PGBIN/pg_ctl" -D "$MQ_PGDATA" -l "$MQ_CLUSTER_DIR/server.log" \
 		-w -t 120 start >/dev/null
 }

@@ -32,10 +32,7 @@
 # back to 'earliest' mid-run / deletes the newest record of partition 0
 # behind mq's back before the topic is read): the script must then fail.
 
-# lib.sh resets MQ_CLUSTER_DIR when sourced: keep the one we were given.
-mq_cluster_dir=${MQ_CLUSTER_DIR:-}
-source "$(dirname "$0")/../lib.sh"
-MQ_CLUSTER_DIR=${MQ_CLUSTER_DIR:-$mq_cluster_dir}
+source "$(dirname "$0")/../lib.sh"   # keeps the MQ_CLUSTER_DIR we were given
 mq_attach
 set +e # every step is checked below
 

@@ -32,10 +32,7 @@
 # restart (deletes the oldest message / sends an acked one again) to show
 # that the checks catch it: the script must then fail.
 
-# lib.sh resets MQ_CLUSTER_DIR when sourced: keep the one we were given.
-mq_cluster_dir=${MQ_CLUSTER_DIR:-}
-source "$(dirname "$0")/../lib.sh"
-MQ_CLUSTER_DIR=${MQ_CLUSTER_DIR:-$mq_cluster_dir}
+source "$(dirname "$0")/../lib.sh"   # keeps the MQ_CLUSTER_DIR we were given
 mq_attach
 set +e # every step is checked below
 
@@ -132,11 +129,7 @@ mq_crash
 # the workers end on the lost connection; bounded by their timeout anyway
 for pid in "${pids[@]}"; do wait "$pid"; done
 
-mq_server_start || die "the server did not restart after the crash"
-for _ in $(seq 1 50); do
-	"$MQ_PGBIN/pg_isready" -q && break
-	sleep 0.2
-done
+mq_server_start || die "the server did not restart after the crash"   # waits until ready
 
 violations=0
 report() { # report CHECK N: a violation count
