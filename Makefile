@@ -15,7 +15,9 @@ OBJS = \
 	src/shmem.o \
 	src/xact.o \
 	src/worker.o \
-	src/topic.o
+	src/topic.o \
+	src/direct.o \
+	src/fetch.o
 
 DATA = mq--0.1.0.sql
 PGFILEDESC = "mq - message broker inside PostgreSQL"

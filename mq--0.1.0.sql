@@ -790,16 +790,6 @@ RETURNS integer
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'mq_murmur2';
 
-CREATE FUNCTION mq._wait_generation(key integer)
-RETURNS bigint
-LANGUAGE C STRICT VOLATILE
-AS 'MODULE_PATHNAME', 'mq_wait_generation';
-
-CREATE FUNCTION mq._wait_sleep(key integer, generation bigint, until timestamptz)
-RETURNS void
-LANGUAGE C STRICT VOLATILE
-AS 'MODULE_PATHNAME', 'mq_wait_sleep';
-
 CREATE TABLE mq.topic (
     topic_id     integer PRIMARY KEY,
     topic_name   text NOT NULL UNIQUE,
@@ -1251,67 +1241,8 @@ CREATE FUNCTION mq.fetch(
     wait          interval DEFAULT '0')
 RETURNS TABLE (partition integer, "offset" bigint, key text, payload jsonb,
                headers jsonb, message_id uuid, published_at timestamptz)
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    g        mq.consumer_group;
-    t        mq.topic;
-    held     integer[];
-    cap      integer;
-    deadline timestamptz;
-    gen      bigint;
-BEGIN
-    IF max_messages IS NULL OR max_messages < 1 THEN
-        RAISE EXCEPTION 'max_messages must be at least 1, got %', coalesce(max_messages::text, 'NULL')
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF wait IS NULL OR wait < interval '0' THEN
-        RAISE EXCEPTION 'wait must not be negative' USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF wait > interval '0' AND current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'mq.fetch cannot wait inside a REPEATABLE READ or SERIALIZABLE transaction'
-            USING ERRCODE = 'feature_not_supported',
-                  HINT = 'Fetch with wait => ''0'', or wait in a READ COMMITTED transaction.';
-    END IF;
-    -- one query on the hot path; the helper only to raise the right error
-    SELECT x.* INTO g FROM mq.consumer_group x JOIN mq.topic y ON y.topic_id = x.topic_id
-     WHERE y.topic_name = topic_name AND x.group_name = group_name;
-    IF g.group_id IS NULL THEN
-        g := mq._group(topic_name, group_name);
-    END IF;
-    SELECT * INTO t FROM mq.topic y WHERE y.topic_id = g.topic_id;
-    IF member IS NULL THEN
-        held := ARRAY(SELECT generate_series(0, t.partitions - 1));
-    ELSE
-        held := mq._assign(g, member, t.partitions);
-    END IF;
-    -- read about an equal share from each partition held
-    cap := ceil(max_messages::numeric / greatest(coalesce(array_length(held, 1), 0), 1));
-    deadline := clock_timestamp() + wait;
-    LOOP
-        gen := CASE WHEN wait > interval '0' THEN mq._wait_generation(-t.topic_id) END;
-        RETURN QUERY
-            SELECT r.partition, r."offset", r.key, r.payload, r.headers, r.message_id, r.published_at
-              FROM mq.group_offset o
-              CROSS JOIN LATERAL (
-                  SELECT x.*
-                    FROM mq.topic_record x
-                   WHERE x.topic_id = t.topic_id AND x.partition = o.partition
-                     AND x."offset" >= o.committed_offset
-                   ORDER BY x."offset" LIMIT cap) r
-             WHERE o.group_id = g.group_id AND o.partition = ANY (held)
-             -- round-robin over the partitions, offset order within each
-             ORDER BY r."offset" - o.committed_offset, r.partition
-             LIMIT max_messages;
-        IF FOUND OR clock_timestamp() >= deadline THEN
-            RETURN;
-        END IF;
-        PERFORM mq._wait_sleep(-t.topic_id, gen, deadline);
-    END LOOP;
-END;
-$$;
+LANGUAGE C VOLATILE ROWS 100
+AS 'MODULE_PATHNAME', 'mq_fetch';
 
 CREATE FUNCTION mq.commit(
     topic_name   text,
@@ -1684,6 +1615,19 @@ CREATE FUNCTION mq.publish(
 RETURNS uuid
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'mq_publish';
+
+-- Many messages to one destination in one multi-row insert: one outbox row
+-- per payload (keys and headers, if given, one per payload; NULL elements
+-- for none); the event ids come back in input order.
+CREATE FUNCTION mq.publish_batch(
+    destination  text,
+    payloads     jsonb[],
+    keys         text[] DEFAULT NULL,
+    headers      jsonb[] DEFAULT NULL,
+    mandatory    boolean DEFAULT false)
+RETURNS SETOF uuid
+LANGUAGE C VOLATILE ROWS 100
+AS 'MODULE_PATHNAME', 'mq_publish_batch';
 
 -- One relay pass: moves up to max_rows committed outbox rows, in seq order,
 -- to their destinations, in this transaction.  Passes are serialized, so

@@ -45,8 +45,16 @@ static MqStmt mq_stmt_dest_lookup = {
 /* OID of mq.queue, looked up once; InvalidOid until then */
 static Oid	mq_queue_relid = InvalidOid;
 
-/* OID of mq.msg_id_seq, likewise */
+/* OIDs of mq.msg_id_seq and mq.outbox_seq, likewise */
 static Oid	mq_msg_id_seq_relid = InvalidOid;
+static Oid	mq_outbox_seq_relid = InvalidOid;
+
+/*
+ * Bumped by every invalidation of mq's catalog cache: other per-backend
+ * caches (direct.c's table descriptions) compare it with the value they
+ * were built under.
+ */
+uint64		mq_catalog_generation = 1;
 
 static MqStmt mq_stmt_queue_lookup = {
 	"SELECT queue_id, visibility_timeout, max_attempts,"
@@ -78,6 +86,8 @@ mq_queue_cache_invalidate(Datum arg, Oid relid)
 	/* the extension may have been dropped and created again */
 	mq_queue_relid = InvalidOid;
 	mq_msg_id_seq_relid = InvalidOid;
+	mq_outbox_seq_relid = InvalidOid;
+	mq_catalog_generation++;
 }
 
 /*
@@ -94,7 +104,7 @@ mq_catalog_init(void)
  * mq_queue_relid_get
  *		OID of mq.queue, cached.
  */
-static Oid
+Oid
 mq_queue_relid_get(void)
 {
 	if (!OidIsValid(mq_queue_relid))
@@ -112,25 +122,50 @@ mq_queue_relid_get(void)
 }
 
 /*
+ * mq_sequence_relid
+ *		OID of sequence mq.<name>, cached in *cache until the next
+ *		invalidation.
+ */
+static Oid
+mq_sequence_relid(const char *name, Oid *cache)
+{
+	if (!OidIsValid(*cache))
+	{
+		Oid			nsp = get_namespace_oid("mq", false);
+		Oid			relid;
+
+		(void) mq_queue_relid_get();
+		relid = get_relname_relid(name, nsp);
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("sequence mq.%s is missing", name),
+					 errhint("Reinstall the extension with DROP EXTENSION mq; CREATE EXTENSION mq.")));
+		*cache = relid;
+	}
+	return *cache;
+}
+
+/*
  * mq_next_msg_id
  *		nextval('mq.msg_id_seq'), without a catalog look-up per call.
  */
 int64
 mq_next_msg_id(void)
 {
-	if (!OidIsValid(mq_msg_id_seq_relid))
-	{
-		Oid			nsp = get_namespace_oid("mq", false);
+	return nextval_internal(mq_sequence_relid("msg_id_seq", &mq_msg_id_seq_relid),
+							true);
+}
 
-		(void) mq_queue_relid_get();
-		mq_msg_id_seq_relid = get_relname_relid("msg_id_seq", nsp);
-		if (!OidIsValid(mq_msg_id_seq_relid))
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("sequence mq.msg_id_seq is missing"),
-					 errhint("Reinstall the extension with DROP EXTENSION mq; CREATE EXTENSION mq.")));
-	}
-	return nextval_internal(mq_msg_id_seq_relid, true);
+/*
+ * mq_next_outbox_seq
+ *		nextval('mq.outbox_seq'), likewise: the relay order of outbox rows.
+ */
+int64
+mq_next_outbox_seq(void)
+{
+	return nextval_internal(mq_sequence_relid("outbox_seq", &mq_outbox_seq_relid),
+							true);
 }
 
 /*
@@ -193,7 +228,7 @@ mq_invalidate_queue_cache(PG_FUNCTION_ARGS)
 /*
  * mq_queue_load
  *		Read one queue's row into entry.  Returns false if there is none.
- *		Must run inside SPI_connect().
+ *		Connects to SPI itself (nested if the caller is connected).
  */
 static bool
 mq_queue_load(text *queue_name, MqQueue *entry)
@@ -203,24 +238,29 @@ mq_queue_load(text *queue_name, MqQueue *entry)
 	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
+	bool		found = false;
 
+	SPI_connect();
 	values[0] = PointerGetDatum(queue_name);
 	mq_stmt_exec(&mq_stmt_queue_lookup, values, NULL, 1);
-	if (SPI_processed == 0)
-		return false;
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	entry->queue_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
-	entry->visibility_timeout =
-		*DatumGetIntervalP(SPI_getbinval(tup, desc, 2, &isnull));
-	entry->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-	entry->has_dlq = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
-	d = SPI_getbinval(tup, desc, 5, &isnull);
-	entry->has_ttl = !isnull;
-	if (!isnull)
-		entry->message_ttl = *DatumGetIntervalP(d);
-	entry->dedup_window = *DatumGetIntervalP(SPI_getbinval(tup, desc, 6, &isnull));
-	return true;
+	if (SPI_processed > 0)
+	{
+		tup = SPI_tuptable->vals[0];
+		desc = SPI_tuptable->tupdesc;
+		entry->queue_id = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		entry->visibility_timeout =
+			*DatumGetIntervalP(SPI_getbinval(tup, desc, 2, &isnull));
+		entry->max_attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+		entry->has_dlq = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		entry->has_ttl = !isnull;
+		if (!isnull)
+			entry->message_ttl = *DatumGetIntervalP(d);
+		entry->dedup_window = *DatumGetIntervalP(SPI_getbinval(tup, desc, 6, &isnull));
+		found = true;
+	}
+	SPI_finish();
+	return found;
 }
 
 /*
@@ -296,7 +336,7 @@ mq_dest_kind(const char *name, int len)
  * mq_queue_get
  *		The cached queue called queue_name; an error if it does not exist.
  *
- * Must run inside SPI_connect() (a cache miss reads mq.queue).  The result
+ * A cache miss reads mq.queue through SPI.  The result
  * is valid until the next invalidation, i.e. for the rest of the calling
  * function as long as it does not process invalidations in between; callers
  * copy what they need.

@@ -155,6 +155,8 @@ typedef struct MqStmt
 extern void mq_shmem_init(void);
 extern void mq_require_shmem(void);
 extern MqWaitSlot *mq_wait_slot(Oid dboid, int32 queue_id);
+extern void mq_wait_until(MqWaitSlot *slot, uint64 generation,
+						  TimestampTz until);
 extern void mq_counter_add(Oid dboid, int32 queue_id, const int64 *n);
 extern int	mq_counter_take(Oid dboid, MqCounter *out, int max);
 extern void mq_abort_push(Oid dboid, const MqDelivery *d, int n);
@@ -180,6 +182,42 @@ extern void mq_check_queue_name(const char *name, int len);
 extern const MqQueue *mq_queue_get(text *queue_name);
 extern void mq_catalog_init(void);
 extern int64 mq_next_msg_id(void);
+extern int64 mq_next_outbox_seq(void);
+extern Oid	mq_queue_relid_get(void);
+extern uint64 mq_catalog_generation;
+
+/* direct.c: rows written without SPI */
+#define MQ_DIRECT_MAX_COLS 16
+#define MQ_DIRECT_MAX_ATTS 64
+
+typedef struct MqDirectRel
+{
+	const char *relname;		/* table in schema mq */
+	int			ncols;			/* columns the caller supplies, ... */
+	const char *colnames[MQ_DIRECT_MAX_COLS];	/* ... in this order */
+	/* filled in on first use */
+	Oid			relid;
+	uint64		generation;		/* mq_catalog_generation when looked up */
+	int			natts;			/* attributes incl. dropped ones */
+	AttrNumber	attnum[MQ_DIRECT_MAX_COLS];
+} MqDirectRel;
+
+typedef struct MqDirect
+{
+	MqDirectRel *dr;
+	Relation	rel;
+	struct EState *estate;
+	struct ResultRelInfo *rri;
+} MqDirect;
+
+extern void mq_check_writable(const char *what);
+extern Oid	mq_direct_relid(MqDirectRel *dr);
+extern void mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what);
+extern void mq_direct_insert(MqDirect *d, const Datum *values,
+							 const bool *nulls);
+extern void mq_direct_insert_many(MqDirect *d, int nrows, const Datum *values,
+								  const bool *nulls);
+extern void mq_direct_close(MqDirect *d);
 extern char mq_dest_kind(const char *name, int len);
 
 /* spi_util.c */

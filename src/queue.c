@@ -36,13 +36,16 @@ PG_FUNCTION_INFO_V1(mq_ack);
 PG_FUNCTION_INFO_V1(mq_ack_batch);
 PG_FUNCTION_INFO_V1(mq_extend);
 
-/* $1 queue_id, $2 visible-from, $3 enqueued_at, $4 payload, $5 headers, $6 msg_id */
-static MqStmt mq_stmt_send = {
-	"INSERT INTO mq.queue_message"
-	" (msg_id, queue_id, vt, enqueued_at, payload, headers)"
-	" VALUES ($6, $1, $2, $3, $4, $5)",
-	6, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, JSONBOID, INT8OID}
+/*
+ * mq.queue_message as send and send_batch write it, every column given.
+ * The order of MQ_COL_* below.
+ */
+static MqDirectRel mq_rel_message = {
+	"queue_message", 11,
+	{"msg_id", "vt", "enqueued_at", "queue_id", "attempt", "origin_queue_id",
+	"exhausted", "payload", "headers", "last_error", "deaths"}
 };
+#define MQ_MSG_NCOLS 11
 
 /*
  * Send with a dedup key.  $1 queue_id, $2 visible-from, $3 enqueued_at,
@@ -73,20 +76,6 @@ static MqStmt mq_stmt_dedup_lookup = {
 	" WHERE queue_id OPERATOR(pg_catalog.=) $1"
 	"   AND dedup_key OPERATOR(pg_catalog.=) $2",
 	2, {INT4OID, TEXTOID}
-};
-
-/*
- * $1 queue_id, $2 visible-from, $3 enqueued_at, $4 payloads, $5 headers,
- * $6 msg_ids (taken in C, so nothing needs to come back)
- */
-static MqStmt mq_stmt_send_batch = {
-	"INSERT INTO mq.queue_message"
-	" (msg_id, queue_id, vt, enqueued_at, payload, headers)"
-	" SELECT u.i, $1, $2, $3, u.p, u.h"
-	" FROM ROWS FROM (pg_catalog.unnest($6), pg_catalog.unnest($4),"
-	"                 pg_catalog.unnest($5)) AS u(i, p, h)",
-	6, {INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBARRAYOID, JSONBARRAYOID,
-	INT8ARRAYOID}
 };
 
 /*
@@ -242,8 +231,34 @@ mq_deliver_to_store(Tuplestorestate *store, int32 queue_id)
 }
 
 /*
+ * mq_message_row
+ *		Fill values/nulls (mq_rel_message's order) with a new message.
+ */
+static void
+mq_message_row(Datum *values, bool *nulls, int64 msg_id, int32 queue_id,
+			   Datum vt, TimestampTz now, Datum payload, Datum headers,
+			   bool headers_null)
+{
+	values[0] = Int64GetDatum(msg_id);
+	values[1] = vt;
+	values[2] = TimestampTzGetDatum(now);
+	values[3] = Int32GetDatum(queue_id);
+	values[4] = Int32GetDatum(0);
+	values[5] = (Datum) 0;
+	values[6] = BoolGetDatum(false);
+	values[7] = payload;
+	values[8] = headers;
+	nulls[0] = nulls[1] = nulls[2] = nulls[3] = nulls[4] = false;
+	nulls[5] = true;
+	nulls[6] = nulls[7] = false;
+	nulls[8] = headers_null;
+	nulls[9] = nulls[10] = true;
+	values[9] = values[10] = (Datum) 0;
+}
+
+/*
  * mq_send_one
- *		Insert one message; returns its id.  With a dedup key, a live
+ *		Insert one message under a dedup key; returns its id.  A live
  *		duplicate inserts nothing and returns the original id; *inserted
  *		tells which happened.  Inside SPI.
  */
@@ -262,32 +277,20 @@ mq_send_one(const MqQueue *q, TimestampTz now, Datum vt, Datum payload,
 	values[4] = headers;
 	if (headers_null)
 		nulls[4] = 'n';
-	if (dedup_key == NULL)
+	values[5] = PointerGetDatum(dedup_key);
+	values[6] = mq_time_minus(now, (Interval *) &q->dedup_window);
+	mq_stmt_exec(&mq_stmt_send_dedup, values, nulls, 0);
+	*inserted = (SPI_processed > 0);
+	if (!*inserted)
 	{
-		int64		msg_id = mq_next_msg_id();
-
-		values[5] = Int64GetDatum(msg_id);
-		mq_stmt_exec(&mq_stmt_send, values, nulls, 0);
-		*inserted = true;
-		return msg_id;
-	}
-	else
-	{
-		values[5] = PointerGetDatum(dedup_key);
-		values[6] = mq_time_minus(now, (Interval *) &q->dedup_window);
-		mq_stmt_exec(&mq_stmt_send_dedup, values, nulls, 0);
-		*inserted = (SPI_processed > 0);
-		if (!*inserted)
-		{
-			values[1] = values[5];
-			mq_stmt_exec(&mq_stmt_dedup_lookup, values, NULL, 1);
-			if (SPI_processed == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not resolve dedup key \"%s\" of queue \"%s\"",
-								text_to_cstring(dedup_key), q->name),
-						 errhint("Retry the transaction.")));
-		}
+		values[1] = values[5];
+		mq_stmt_exec(&mq_stmt_dedup_lookup, values, NULL, 1);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not resolve dedup key \"%s\" of queue \"%s\"",
+							text_to_cstring(dedup_key), q->name),
+					 errhint("Retry the transaction.")));
 	}
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 									   SPI_tuptable->tupdesc, 1, &isnull));
@@ -309,18 +312,40 @@ mq_send(PG_FUNCTION_ARGS)
 	bool		inserted;
 	int64		msg_id;
 
+	mq_check_writable("mq.send()");
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("payload must not be NULL"),
 				 errhint("Send a JSON null as 'null'::jsonb.")));
 
-	SPI_connect();
-	q = *mq_queue_get(qname);
-	msg_id = mq_send_one(&q, now, mq_time_plus(now, delay), PG_GETARG_DATUM(1),
-						 PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
-						 PG_ARGISNULL(2), dedup_key, &inserted);
-	SPI_finish();
+	if (dedup_key == NULL)
+	{
+		MqDirect	d;
+		Datum		values[MQ_MSG_NCOLS];
+		bool		nulls[MQ_MSG_NCOLS];
+
+		/* open first: taking the lock processes pending invalidations */
+		mq_direct_open(&d, &mq_rel_message, "mq.send()");
+		q = *mq_queue_get(qname);
+		msg_id = mq_next_msg_id();
+		mq_message_row(values, nulls, msg_id, q.queue_id,
+					   mq_time_plus(now, delay), now, PG_GETARG_DATUM(1),
+					   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+					   PG_ARGISNULL(2));
+		mq_direct_insert(&d, values, nulls);
+		mq_direct_close(&d);
+		inserted = true;
+	}
+	else
+	{
+		SPI_connect();
+		q = *mq_queue_get(qname);
+		msg_id = mq_send_one(&q, now, mq_time_plus(now, delay), PG_GETARG_DATUM(1),
+							 PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+							 PG_ARGISNULL(2), dedup_key, &inserted);
+		SPI_finish();
+	}
 	if (inserted)
 	{
 		mq_xact_count(q.queue_id, MQ_SENT, 1);
@@ -370,8 +395,8 @@ mq_check_same_length(int n, int npayloads, const char *argname)
  *		mq.send_batch(queue_name, payloads, headers, delay, dedup_keys)
  *		RETURNS SETOF bigint: one message per payload, ids in input order.
  *
- * Without dedup keys the batch is one INSERT; with them each message
- * claims its key in turn (a NULL key means no dedup for that message).
+ * Without dedup keys the batch is one multi-row insert (direct.c); with them
+ * each keyed message claims its key in turn (a NULL key means no dedup).
  */
 Datum
 mq_send_batch(PG_FUNCTION_ARGS)
@@ -389,6 +414,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	MqQueue		q;
 	int64		sent = 0;
 
+	mq_check_writable("mq.send_batch()");
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -409,31 +435,39 @@ mq_send_batch(PG_FUNCTION_ARGS)
 	}
 
 	store = mq_srf_init(fcinfo, &desc);
-	SPI_connect();
-	q = *mq_queue_get(qname);
 	if (npayloads > 0 && keys == NULL)
 	{
-		Datum		values[6];
-		char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-		Datum	   *ids = palloc(npayloads * sizeof(Datum));
-		bool		idnull = false;
+		MqDirect	d;
+		Datum	   *pv,
+				   *hv = NULL;
+		bool	   *pn,
+				   *hn = NULL;
+		Datum	   *values;
+		bool	   *nulls;
+		Datum		vt = mq_time_plus(now, delay);
+		int			n;
 		int			i;
 
+		mq_direct_open(&d, &mq_rel_message, "mq.send_batch()");
+		q = *mq_queue_get(qname);
+		deconstruct_array(payloads, JSONBOID, -1, false, TYPALIGN_INT, &pv, &pn, &n);
+		if (headers != NULL)
+			deconstruct_array(headers, JSONBOID, -1, false, TYPALIGN_INT, &hv, &hn, &n);
+		values = palloc(sizeof(Datum) * MQ_MSG_NCOLS * npayloads);
+		nulls = palloc(sizeof(bool) * MQ_MSG_NCOLS * npayloads);
 		for (i = 0; i < npayloads; i++)
 		{
-			ids[i] = Int64GetDatum(mq_next_msg_id());
-			tuplestore_putvalues(store, desc, &ids[i], &idnull);
+			int64		id = mq_next_msg_id();
+			Datum		idd = Int64GetDatum(id);
+			bool		idnull = false;
+
+			mq_message_row(values + i * MQ_MSG_NCOLS, nulls + i * MQ_MSG_NCOLS,
+						   id, q.queue_id, vt, now, pv[i],
+						   hv ? hv[i] : (Datum) 0, hv == NULL || hn[i]);
+			tuplestore_putvalues(store, desc, &idd, &idnull);
 		}
-		values[0] = Int32GetDatum(q.queue_id);
-		values[1] = mq_time_plus(now, delay);
-		values[2] = TimestampTzGetDatum(now);
-		values[3] = PointerGetDatum(payloads);
-		values[4] = PointerGetDatum(headers);
-		if (headers == NULL)
-			nulls[4] = 'n';
-		values[5] = PointerGetDatum(construct_array(ids, npayloads, INT8OID, 8,
-													FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		mq_stmt_exec(&mq_stmt_send_batch, values, nulls, 0);
+		mq_direct_insert_many(&d, npayloads, values, nulls);
+		mq_direct_close(&d);
 		sent = npayloads;
 	}
 	else if (npayloads > 0)
@@ -444,6 +478,8 @@ mq_send_batch(PG_FUNCTION_ARGS)
 		int			i;
 		Datum		vt = mq_time_plus(now, delay);
 
+		SPI_connect();
+		q = *mq_queue_get(qname);
 		deconstruct_array(payloads, JSONBOID, -1, false, TYPALIGN_INT, &pv, &pn, &n);
 		if (headers != NULL)
 			deconstruct_array(headers, JSONBOID, -1, false, TYPALIGN_INT, &hv, &hn, &n);
@@ -455,16 +491,33 @@ mq_send_batch(PG_FUNCTION_ARGS)
 			Datum		idd;
 			bool		idnull = false;
 
-			id = mq_send_one(&q, now, vt, pv[i],
-							 hv ? hv[i] : (Datum) 0, hv == NULL || hn[i],
-							 kn[i] ? NULL : DatumGetTextPP(kv[i]), &inserted);
+			if (kn[i])
+			{
+				MqDirect	d;
+				Datum		values[MQ_MSG_NCOLS];
+				bool		nulls[MQ_MSG_NCOLS];
+
+				id = mq_next_msg_id();
+				mq_direct_open(&d, &mq_rel_message, "mq.send_batch()");
+				mq_message_row(values, nulls, id, q.queue_id, vt, now, pv[i],
+							   hv ? hv[i] : (Datum) 0, hv == NULL || hn[i]);
+				mq_direct_insert(&d, values, nulls);
+				mq_direct_close(&d);
+				inserted = true;
+			}
+			else
+				id = mq_send_one(&q, now, vt, pv[i],
+								 hv ? hv[i] : (Datum) 0, hv == NULL || hn[i],
+								 DatumGetTextPP(kv[i]), &inserted);
 			if (inserted)
 				sent++;
 			idd = Int64GetDatum(id);
 			tuplestore_putvalues(store, desc, &idd, &idnull);
 		}
+		SPI_finish();
 	}
-	SPI_finish();
+	else
+		q = *mq_queue_get(qname);
 	if (sent > 0)
 	{
 		mq_xact_count(q.queue_id, MQ_SENT, sent);

@@ -2,8 +2,8 @@
  *
  * topic.c
  *	  C support for topics and the outbox: Kafka's murmur2 partitioner,
- *	  the outbox trigger that wakes the relay at commit, and the generic
- *	  wait slots that mq.fetch sleeps on.
+ *	  the outbox triggers, mq.publish / mq.publish_batch, and the wait on
+ *	  a topic's wait slot that mq.fetch sleeps in.
  *
  * Topics, groups, exchanges and the relay themselves are SQL (see
  * mq--0.1.0.sql); only what needs shared memory or speed lives here.
@@ -18,6 +18,8 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
+#include "utils/array.h"
+#include "utils/lsyscache.h"
 #include "utils/uuid.h"
 
 PG_FUNCTION_INFO_V1(mq_murmur2);
@@ -25,20 +27,24 @@ PG_FUNCTION_INFO_V1(mq_outbox_trigger);
 PG_FUNCTION_INFO_V1(mq_outbox_check);
 PG_FUNCTION_INFO_V1(mq_publish);
 
-/* $1 destination, $2 key, $3 payload, $4 headers */
-static MqStmt mq_stmt_publish = {
-	"INSERT INTO mq.outbox (aggregatetype, aggregateid, payload, headers)"
-	" VALUES ($1, $2, $3, $4) RETURNING id",
-	4, {TEXTOID, TEXTOID, JSONBOID, JSONBOID}
+PG_FUNCTION_INFO_V1(mq_publish_batch);
+
+/*
+ * mq.outbox as publish and publish_batch write it (Debezium's columns plus
+ * the relay order), every column given.
+ */
+static MqDirectRel mq_rel_outbox = {
+	"outbox", 8,
+	{"id", "aggregatetype", "aggregateid", "type", "payload", "headers",
+	"created_at", "seq"}
 };
+#define MQ_OUTBOX_NCOLS 8
 
 /* $1 destination, $2 key, $3 headers: would anything receive it? */
 static MqStmt mq_stmt_routable = {
 	"SELECT EXISTS (SELECT 1 FROM mq._route($1, $2, $3, false))",
 	3, {TEXTOID, TEXTOID, JSONBOID}
 };
-PG_FUNCTION_INFO_V1(mq_wait_generation);
-PG_FUNCTION_INFO_V1(mq_wait_sleep);
 
 /*
  * mq_murmur2_hash
@@ -114,6 +120,40 @@ mq_outbox_trigger(PG_FUNCTION_ARGS)
 }
 
 /*
+ * mq_outbox_check_dest
+ *		Complain unless dest names a queue, topic or exchange.
+ */
+static void
+mq_outbox_check_dest(text *dest)
+{
+	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no queue, topic or exchange is called \"%s\"",
+						text_to_cstring(dest)),
+				 errhint("aggregatetype names the destination of the event.")));
+}
+
+/*
+ * mq_outbox_lock_key
+ *		Serialize the writers of one (destination, key) until commit: a
+ *		transaction-level advisory lock (class 28018) on their hash, so
+ *		that per-key relay order (by seq) is commit order.
+ */
+static void
+mq_outbox_lock_key(text *dest, text *key)
+{
+	uint32		h;
+	LOCKTAG		tag;
+
+	h = hash_bytes((const unsigned char *) VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest));
+	h = hash_combine(h, hash_bytes((const unsigned char *) VARDATA_ANY(key),
+								   VARSIZE_ANY_EXHDR(key)));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 28018, h, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
  * mq_outbox_check
  *		BEFORE INSERT row trigger on mq.outbox: the destination (column
  *		aggregatetype) must be a queue, topic or exchange, and writers of one
@@ -156,27 +196,130 @@ mq_outbox_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("aggregatetype (the destination) must not be NULL")));
 	dest = DatumGetTextPP(d);
+	mq_outbox_check_dest(dest);
+	d = heap_getattr(tup, att_key, desc, &isnull);
+	if (!isnull)
+		mq_outbox_lock_key(dest, DatumGetTextPP(d));
+	return PointerGetDatum(tup);
+}
+
+/*
+ * mq_random_uuid
+ *		A version 4 (random) UUID, as gen_random_uuid() makes it.
+ *
+ * pg_strong_random() costs a few microseconds per call with OpenSSL 3, more
+ * than the rest of a publish, so strong random bytes are drawn 4 kB at a
+ * time into a per-process pool.  The pool starts empty in every process
+ * (it is never filled before a fork), so no two processes share bytes.
+ */
+static void
+mq_random_uuid(pg_uuid_t *uuid)
+{
+	static unsigned char pool[4096];
+	static int	pool_used = sizeof(pool);
+
+	if (pool_used + UUID_LEN > (int) sizeof(pool))
+	{
+		if (!pg_strong_random(pool, sizeof(pool)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random values")));
+		pool_used = 0;
+	}
+	memcpy(uuid->data, pool + pool_used, UUID_LEN);
+	/* each byte is used once */
+	memset(pool + pool_used, 0, UUID_LEN);
+	pool_used += UUID_LEN;
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+}
+
+/*
+ * mq_publish_check_routable
+ *		For mandatory publishing: raise an error unless something would
+ *		receive a message to dest with key and headers.
+ */
+static void
+mq_publish_check_routable(text *dest, Datum key, bool key_null,
+						  Datum headers, bool headers_null)
+{
+	Datum		values[3];
+	char		nulls[3];
+	bool		isnull;
+	bool		routable;
+
+	values[0] = PointerGetDatum(dest);
+	values[1] = key;
+	values[2] = headers;
+	nulls[0] = ' ';
+	nulls[1] = key_null ? 'n' : ' ';
+	nulls[2] = headers_null ? 'n' : ' ';
+	SPI_connect();
+	mq_stmt_exec(&mq_stmt_routable, values, nulls, 1);
+	routable = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (!routable)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("message to \"%s\" with key \"%s\" is unroutable",
+						text_to_cstring(dest),
+						key_null ? "" : text_to_cstring(DatumGetTextPP(key))),
+				 errhint("No binding routes it to a queue or topic; bind one, or publish without mandatory.")));
+}
+
+/*
+ * mq_outbox_row
+ *		Fill values/nulls (mq_rel_outbox's order) with a new outbox row for
+ *		dest and return its event id (palloc'd).  Takes the key's lock.
+ */
+static pg_uuid_t *
+mq_outbox_row(Datum *values, bool *nulls, text *dest, Datum key, bool key_null,
+			  Datum payload, bool payload_null, Datum headers, bool headers_null)
+{
+	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+	if (!key_null)
+		mq_outbox_lock_key(dest, DatumGetTextPP(key));
+	mq_random_uuid(id);
+	values[0] = UUIDPGetDatum(id);
+	values[1] = PointerGetDatum(dest);
+	values[2] = key;
+	values[3] = (Datum) 0;
+	values[4] = payload;
+	values[5] = headers;
+	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[7] = Int64GetDatum(mq_next_outbox_seq());
+	nulls[0] = nulls[1] = false;
+	nulls[2] = key_null;
+	nulls[3] = true;
+	nulls[4] = payload_null;
+	nulls[5] = headers_null;
+	nulls[6] = nulls[7] = false;
+	return id;
+}
+
+/*
+ * mq_publish_dest
+ *		The destination argument: not NULL, and an existing queue, topic or
+ *		exchange.
+ */
+static text *
+mq_publish_dest(FunctionCallInfo fcinfo)
+{
+	text	   *dest;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("destination must not be NULL")));
+	dest = PG_GETARG_TEXT_PP(0);
 	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no queue, topic or exchange is called \"%s\"",
-						text_to_cstring(dest)),
-				 errhint("aggregatetype names the destination of the event.")));
-
-	d = heap_getattr(tup, att_key, desc, &isnull);
-	if (!isnull)
-	{
-		text	   *key = DatumGetTextPP(d);
-		uint32		h;
-		LOCKTAG		tag;
-
-		h = hash_bytes((const unsigned char *) VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest));
-		h = hash_combine(h, hash_bytes((const unsigned char *) VARDATA_ANY(key),
-									   VARSIZE_ANY_EXHDR(key)));
-		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 28018, h, 2);
-		(void) LockAcquire(&tag, ExclusiveLock, false, false);
-	}
-	return PointerGetDatum(tup);
+						text_to_cstring(dest))));
+	return dest;
 }
 
 /*
@@ -184,96 +327,149 @@ mq_outbox_check(PG_FUNCTION_ARGS)
  *		mq.publish(destination, payload, key, headers, mandatory) RETURNS
  *		uuid: write an outbox row in the caller's transaction; with
  *		mandatory, refuse a message that nothing would receive.
+ *
+ * The row is written directly (direct.c), doing what mq.outbox's triggers
+ * do for an INSERT: the destination check, the key lock and the relay's
+ * wake-up at commit.
  */
 Datum
 mq_publish(PG_FUNCTION_ARGS)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
 	text	   *dest;
-	bool		isnull;
+	MqDirect	d;
+	Datum		values[MQ_OUTBOX_NCOLS];
+	bool		nulls[MQ_OUTBOX_NCOLS];
 	pg_uuid_t  *id;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("destination must not be NULL")));
-	dest = PG_GETARG_TEXT_PP(0);
-	values[0] = PointerGetDatum(dest);
-	values[1] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
-	nulls[1] = PG_ARGISNULL(2) ? 'n' : ' ';
-	values[2] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[2] = PG_ARGISNULL(1) ? 'n' : ' ';
-	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
-
-	SPI_connect();
+	mq_check_writable("mq.publish()");
+	dest = mq_publish_dest(fcinfo);
 	if (!PG_ARGISNULL(4) && PG_GETARG_BOOL(4))
-	{
-		Datum		rvalues[3];
-		char		rnulls[3];
-
-		rvalues[0] = values[0];
-		rvalues[1] = values[1];
-		rvalues[2] = values[3];
-		rnulls[0] = ' ';
-		rnulls[1] = nulls[1];
-		rnulls[2] = nulls[3];
-		mq_stmt_exec(&mq_stmt_routable, rvalues, rnulls, 1);
-		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-										SPI_tuptable->tupdesc, 1, &isnull)))
-		{
-			if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_OBJECT),
-						 errmsg("no queue, topic or exchange is called \"%s\"",
-								text_to_cstring(dest))));
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("message to \"%s\" with key \"%s\" is unroutable",
-							text_to_cstring(dest),
-							PG_ARGISNULL(2) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(2))),
-					 errhint("No binding routes it to a queue or topic; bind one, or publish without mandatory.")));
-		}
-	}
-	/* count 0: run the INSERT to its end, so its statement trigger fires */
-	mq_stmt_exec(&mq_stmt_publish, values, nulls, 0);
-	id = palloc(sizeof(pg_uuid_t));
-	memcpy(id, DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull)),
-		   sizeof(pg_uuid_t));
-	SPI_finish();
+		mq_publish_check_routable(dest,
+								  PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+								  PG_ARGISNULL(2),
+								  PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
+								  PG_ARGISNULL(3));
+	mq_direct_open(&d, &mq_rel_outbox, "mq.publish()");
+	id = mq_outbox_row(values, nulls, dest,
+					   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+					   PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1),
+					   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3));
+	mq_direct_insert(&d, values, nulls);
+	mq_direct_close(&d);
+	mq_xact_relay_on_commit();
 	PG_RETURN_UUID_P(id);
 }
 
 /*
- * mq_wait_generation
- *		mq._wait_generation(key): the current generation of the wait slot of
- *		key (a queue id, or minus a topic id).  Read it before looking for
- *		work, then pass it to mq._wait_sleep.
+ * mq_publish_array
+ *		Deconstruct an optional per-message array argument of publish_batch
+ *		(NULL: *elems stays NULL), checking its shape against n messages.
  */
-Datum
-mq_wait_generation(PG_FUNCTION_ARGS)
+static void
+mq_publish_array(FunctionCallInfo fcinfo, int argno, const char *argname,
+				 Oid elemtype, int n, Datum **elems, bool **nulls)
 {
-	mq_require_shmem();
-	PG_RETURN_INT64((int64) pg_atomic_read_u64(&mq_wait_slot(MyDatabaseId,
-															 PG_GETARG_INT32(0))->generation));
+	ArrayType  *arr;
+	int			count;
+
+	*elems = NULL;
+	*nulls = NULL;
+	if (PG_ARGISNULL(argno))
+		return;
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be a one-dimensional array", argname)));
+	deconstruct_array(arr, elemtype, -1, false, TYPALIGN_INT, elems, nulls, &count);
+	if (count != n)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s has %d elements but payloads has %d", argname, count, n),
+				 errhint("Pass one %s element per payload, or NULL for none.",
+						 argname)));
 }
 
 /*
- * mq_wait_sleep
- *		mq._wait_sleep(key, generation, until): sleep until the slot's
- *		generation moves past generation (a commit woke it) or until.
+ * mq_publish_batch
+ *		mq.publish_batch(destination, payloads, keys, headers, mandatory)
+ *		RETURNS SETOF uuid: one outbox row per payload, in one multi-row
+ *		insert; the event ids in input order.
  */
 Datum
-mq_wait_sleep(PG_FUNCTION_ARGS)
+mq_publish_batch(PG_FUNCTION_ARGS)
 {
-	MqWaitSlot *slot;
-	uint64		generation = (uint64) PG_GETARG_INT64(1);
-	TimestampTz until = PG_GETARG_TIMESTAMPTZ(2);
+	text	   *dest;
+	bool		mandatory = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
+	Datum	   *pv,
+			   *kv,
+			   *hv;
+	bool	   *pn,
+			   *kn,
+			   *hn;
+	int			n;
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	MqDirect	d;
+	Datum	   *values;
+	bool	   *nulls;
+	int			i;
 
-	mq_require_shmem();
-	slot = mq_wait_slot(MyDatabaseId, PG_GETARG_INT32(0));
+	mq_check_writable("mq.publish_batch()");
+	dest = mq_publish_dest(fcinfo);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payloads must not be NULL")));
+	if (ARR_NDIM(PG_GETARG_ARRAYTYPE_P(1)) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("payloads must be a one-dimensional array")));
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), JSONBOID, -1, false,
+					  TYPALIGN_INT, &pv, &pn, &n);
+	mq_publish_array(fcinfo, 2, "keys", TEXTOID, n, &kv, &kn);
+	mq_publish_array(fcinfo, 3, "headers", JSONBOID, n, &hv, &hn);
+
+	if (mandatory)
+		for (i = 0; i < n; i++)
+			mq_publish_check_routable(dest,
+									  kv && !kn[i] ? kv[i] : (Datum) 0, !kv || kn[i],
+									  hv && !hn[i] ? hv[i] : (Datum) 0, !hv || hn[i]);
+
+	store = mq_srf_init(fcinfo, &desc);
+	if (n == 0)
+		return (Datum) 0;
+	mq_direct_open(&d, &mq_rel_outbox, "mq.publish_batch()");
+	values = palloc(sizeof(Datum) * MQ_OUTBOX_NCOLS * n);
+	nulls = palloc(sizeof(bool) * MQ_OUTBOX_NCOLS * n);
+	for (i = 0; i < n; i++)
+	{
+		pg_uuid_t  *id;
+		Datum		idd;
+		bool		idnull = false;
+
+		id = mq_outbox_row(values + i * MQ_OUTBOX_NCOLS, nulls + i * MQ_OUTBOX_NCOLS,
+						   dest,
+						   kv && !kn[i] ? kv[i] : (Datum) 0, !kv || kn[i],
+						   pv[i], pn[i],
+						   hv && !hn[i] ? hv[i] : (Datum) 0, !hv || hn[i]);
+		idd = UUIDPGetDatum(id);
+		tuplestore_putvalues(store, desc, &idd, &idnull);
+	}
+	mq_direct_insert_many(&d, n, values, nulls);
+	mq_direct_close(&d);
+	mq_xact_relay_on_commit();
+	return (Datum) 0;
+}
+
+/*
+ * mq_wait_until
+ *		Sleep until slot's generation moves past generation (a commit woke
+ *		it) or until the time until.
+ */
+void
+mq_wait_until(MqWaitSlot *slot, uint64 generation, TimestampTz until)
+{
 	ConditionVariablePrepareToSleep(&slot->cv);
 	while (pg_atomic_read_u64(&slot->generation) == generation)
 	{
@@ -285,5 +481,4 @@ mq_wait_sleep(PG_FUNCTION_ARGS)
 			break;
 	}
 	ConditionVariableCancelSleep();
-	PG_RETURN_VOID();
 }

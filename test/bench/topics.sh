@@ -8,8 +8,9 @@
 #
 # Workloads (see doc/benchmarks.md, "Topics, groups and the relay"):
 #   publish  100 keyed records per transaction to a 4-partition topic, 4
-#            clients: mq.publish() x100 and one multi-row INSERT INTO
-#            mq.outbox, against 100 pgq.insert_event() per transaction.
+#            clients: mq.publish() x100, one mq.publish_batch() of 100 and
+#            one multi-row INSERT INTO mq.outbox, against 100
+#            pgq.insert_event() per transaction.
 #            The worker relays meanwhile; its backlog at the end is reported.
 #   relay    the worker stopped (mq.worker_enabled = off), BENCH_RELAY_ROWS
 #            outbox rows preloaded, then mq.relay(BENCH_RELAY_BATCH) in a
@@ -285,7 +286,7 @@ rate_of() { awk -v m="$1" -v e="$2" 'BEGIN { printf "%.0f", m / e }'; }
 measure_publish() {
 	local sys=$1 round=$2 tag="publish_${1}_r$2" script msgs elapsed rate backlog relayed
 	case $sys in
-	mq | outbox) script=topic_publish100_$sys.sql ;;
+	mq | outbox | batch) script=topic_publish100_$sys.sql ;;
 	pgq) script=topic_publish100_pgq.sql ;;
 	esac
 	reset_all
@@ -501,10 +502,10 @@ worker on
 
 if want publish; then
 	mq_log "publish 100/txn"
-	systems=(mq pgq outbox)
+	systems=(mq pgq batch outbox)
 	for round in $(seq 1 "$BENCH_ROUNDS"); do
-		for i in 0 1 2; do
-			measure_publish "${systems[$(((i + round - 1) % 3))]}" "$round"
+		for i in 0 1 2 3; do
+			measure_publish "${systems[$(((i + round - 1) % 4))]}" "$round"
 		done
 	done
 fi
@@ -545,7 +546,9 @@ T_END=$(date +%s)
 		p=$(result publish:pgq)
 		m=$(result publish:mq)
 		o=$(result publish:outbox)
+		b=$(result publish:batch)
 		echo "| publish 100/txn, \`mq.publish\` ×100 ($BENCH_CLIENTS clients), msgs/s | $(cell "$m") | $(cell "$p") | $(ratio "$m" "$p" 2.00) |"
+		echo "| publish 100/txn, one \`mq.publish_batch\` of 100 ($BENCH_CLIENTS clients), msgs/s | $(cell "$b") | $(cell "$p") | $(ratio "$b" "$p" 2.00) |"
 		echo "| publish 100/txn, one \`INSERT INTO mq.outbox\` ($BENCH_CLIENTS clients), msgs/s | $(cell "$o") | $(cell "$p") | $(ratio "$o" "$p" 2.00) |"
 	fi
 	if want relay; then

@@ -1,0 +1,280 @@
+/*-------------------------------------------------------------------------
+ *
+ * fetch.c
+ *	  mq.fetch: a consumer group's read of a topic, in C.
+ *
+ * A topic's records live in its own partition of mq.topic_record
+ * (mq.topic_record_<topic_id>, split in segments).  Planning a query on
+ * the top-level table costs a millisecond per call (every topic's segments
+ * are considered, then pruned), more than reading 500 records; a generic
+ * plan on it would lock every segment of every topic at each execution.
+ * So each backend keeps one saved generic plan per topic, on the topic's
+ * own table: it touches only that topic's few segments and is re-planned
+ * by the plan cache when segments come and go.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mq.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/tuplestore.h"
+
+PG_FUNCTION_INFO_V1(mq_fetch);
+
+/* $1 topic name, $2 group name: the group, its topic and partition count */
+static MqStmt mq_stmt_group_lookup = {
+	"SELECT g.group_id, g.topic_id, t.partitions"
+	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
+	" WHERE t.topic_name OPERATOR(pg_catalog.=) $1"
+	"   AND g.group_name OPERATOR(pg_catalog.=) $2",
+	2, {TEXTOID, TEXTOID}
+};
+
+/* $1 topic name, $2 group name: raises the right error for a missing group */
+static MqStmt mq_stmt_group_error = {
+	"SELECT mq._group($1, $2)", 2, {TEXTOID, TEXTOID}
+};
+
+/* $1 group id, $2 member, $3 partitions: the partitions member holds */
+static MqStmt mq_stmt_assign = {
+	"SELECT mq._assign(g, $2, $3) FROM mq.consumer_group g"
+	" WHERE g.group_id OPERATOR(pg_catalog.=) $1",
+	3, {INT4OID, TEXTOID, INT4OID}
+};
+
+/* topic id -> saved plan of the read; dropped when mq's catalog changes */
+typedef struct MqFetchPlan
+{
+	int32		topic_id;		/* hash key */
+	SPIPlanPtr	plan;
+} MqFetchPlan;
+
+static HTAB *mq_fetch_plans = NULL;
+static uint64 mq_fetch_plans_generation = 0;
+
+/*
+ * mq_fetch_plan
+ *		The saved read plan of topic_id: $1 group id, $2 partitions held,
+ *		$3 records per partition, $4 records in all.  Up to $3 records from
+ *		each held partition from the committed offset on, round-robin over
+ *		the partitions and in offset order within each.  Inside SPI.
+ */
+static SPIPlanPtr
+mq_fetch_plan(int32 topic_id)
+{
+	MqFetchPlan *entry;
+	bool		found;
+
+	if (mq_fetch_plans != NULL && mq_fetch_plans_generation != mq_catalog_generation)
+	{
+		HASH_SEQ_STATUS status;
+
+		hash_seq_init(&status, mq_fetch_plans);
+		while ((entry = hash_seq_search(&status)) != NULL)
+			SPI_freeplan(entry->plan);
+		hash_destroy(mq_fetch_plans);
+		mq_fetch_plans = NULL;
+	}
+	if (mq_fetch_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(int32);
+		ctl.entrysize = sizeof(MqFetchPlan);
+		ctl.hcxt = TopMemoryContext;
+		mq_fetch_plans = hash_create("mq fetch plans", 16, &ctl,
+									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		mq_fetch_plans_generation = mq_catalog_generation;
+	}
+	entry = hash_search(mq_fetch_plans, &topic_id, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		StringInfoData sql;
+		Oid			argtypes[4] = {INT4OID, INT4ARRAYOID, INT4OID, INT4OID};
+		SPIPlanPtr	plan;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT r.partition, r.\"offset\", r.key, r.payload, r.headers,"
+						 "       r.message_id, r.published_at"
+						 "  FROM mq.group_offset o"
+						 "  CROSS JOIN LATERAL ("
+						 "      SELECT x.* FROM mq.topic_record_%d x"
+						 "       WHERE x.topic_id OPERATOR(pg_catalog.=) %d"
+						 "         AND x.partition OPERATOR(pg_catalog.=) o.partition"
+						 "         AND x.\"offset\" OPERATOR(pg_catalog.>=) o.committed_offset"
+						 "       ORDER BY x.\"offset\" LIMIT $3) r"
+						 " WHERE o.group_id OPERATOR(pg_catalog.=) $1"
+						 "   AND o.partition OPERATOR(pg_catalog.=) ANY ($2)"
+						 " ORDER BY r.\"offset\" OPERATOR(pg_catalog.-) o.committed_offset,"
+						 "          r.partition"
+						 " LIMIT $4",
+						 topic_id, topic_id);
+		plan = SPI_prepare_cursor(sql.data, 4, argtypes, CURSOR_OPT_GENERIC_PLAN);
+		if (plan == NULL)
+			elog(ERROR, "mq: SPI_prepare failed for \"%s\": %s",
+				 sql.data, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "mq: SPI_keepplan failed");
+		pfree(sql.data);
+		entry = hash_search(mq_fetch_plans, &topic_id, HASH_ENTER, &found);
+		entry->plan = plan;
+	}
+	return entry->plan;
+}
+
+/*
+ * mq_fetch
+ *		mq.fetch(topic_name, group_name, max_messages, member, wait)
+ *		RETURNS TABLE (partition, offset, key, payload, headers, message_id,
+ *		published_at): records from the committed offsets of the partitions
+ *		the member holds (all of them without a member), waiting up to wait
+ *		for some to arrive.  Fetching again without committing returns the
+ *		same records.
+ */
+Datum
+mq_fetch(PG_FUNCTION_ARGS)
+{
+	int32		max_messages;
+	Interval	zero = {0};
+	Interval   *wait;
+	bool		waiting;
+	TimestampTz deadline = 0;
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		isnull;
+	int32		group_id;
+	int32		topic_id;
+	int32		partitions;
+	ArrayType  *held;
+	int			nheld;
+	SPIPlanPtr	plan;
+	uint64		i;
+
+	if (PG_ARGISNULL(2) || PG_GETARG_INT32(2) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_messages must be at least 1, got %s",
+						PG_ARGISNULL(2) ? "NULL" : psprintf("%d", PG_GETARG_INT32(2)))));
+	max_messages = PG_GETARG_INT32(2);
+	if (PG_ARGISNULL(4))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("wait must not be NULL"),
+				 errhint("Pass '0' not to wait.")));
+	wait = mq_arg_interval(fcinfo, 4, "wait", &zero);
+	waiting = (wait->time != 0 || wait->day != 0 || wait->month != 0);
+	if (waiting && XactIsoLevel != XACT_READ_COMMITTED)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mq.fetch cannot wait inside a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errhint("Fetch with wait => '0', or wait in a READ COMMITTED transaction.")));
+
+	store = mq_srf_init(fcinfo, &desc);
+	SPI_connect();
+
+	values[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1))
+		mq_stmt_exec(&mq_stmt_group_lookup, values, NULL, 1);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || SPI_processed == 0)
+	{
+		char		nulls[2];
+
+		nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+		nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+		mq_stmt_exec(&mq_stmt_group_error, values, nulls, 1);
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("consumer group \"%s\" of topic \"%s\" does not exist",
+						text_to_cstring(PG_GETARG_TEXT_PP(1)),
+						text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+	}
+	group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	topic_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 2, &isnull));
+	partitions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 3, &isnull));
+
+	/* the partitions held: all of them, or the member's share */
+	if (PG_ARGISNULL(3))
+	{
+		Datum	   *elems = palloc(sizeof(Datum) * partitions);
+
+		for (i = 0; i < (uint64) partitions; i++)
+			elems[i] = Int32GetDatum((int32) i);
+		held = construct_array(elems, partitions, INT4OID, 4, true, TYPALIGN_INT);
+		nheld = partitions;
+	}
+	else
+	{
+		Datum		d;
+
+		values[0] = Int32GetDatum(group_id);
+		values[1] = PG_GETARG_DATUM(3);
+		values[2] = Int32GetDatum(partitions);
+		mq_stmt_exec(&mq_stmt_assign, values, NULL, 1);
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (isnull)
+		{
+			held = construct_empty_array(INT4OID);
+			nheld = 0;
+		}
+		else
+		{
+			/* copy out of SPI's tuple table, which the next query frees */
+			held = DatumGetArrayTypePCopy(d);
+			nheld = ArrayGetNItems(ARR_NDIM(held), ARR_DIMS(held));
+		}
+	}
+
+	plan = mq_fetch_plan(topic_id);
+	values[0] = Int32GetDatum(group_id);
+	values[1] = PointerGetDatum(held);
+	/* read about an equal share from each partition held */
+	values[2] = Int32GetDatum(max_messages / Max(nheld, 1) +
+							  (max_messages % Max(nheld, 1) != 0));
+	values[3] = Int32GetDatum(max_messages);
+	if (waiting)
+		deadline = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+														   TimestampTzGetDatum(GetCurrentTimestamp()),
+														   IntervalPGetDatum(wait)));
+
+	for (;;)
+	{
+		MqWaitSlot *slot = NULL;
+		uint64		generation = 0;
+		int			rc;
+
+		if (waiting)
+		{
+			mq_require_shmem();
+			slot = mq_wait_slot(MyDatabaseId, -topic_id);
+			generation = pg_atomic_read_u64(&slot->generation);
+		}
+		rc = SPI_execute_plan(plan, values, NULL, false, 0);
+		if (rc != SPI_OK_SELECT)
+			elog(ERROR, "mq: SPI_execute_plan failed: %s",
+				 SPI_result_code_string(rc));
+		if (SPI_processed > 0 || !waiting || GetCurrentTimestamp() >= deadline)
+			break;
+		SPI_freetuptable(SPI_tuptable);
+		mq_wait_until(slot, generation, deadline);
+	}
+
+	for (i = 0; i < SPI_processed; i++)
+		tuplestore_puttuple(store, SPI_tuptable->vals[i]);
+	SPI_finish();
+	return (Datum) 0;
+}
