@@ -10,8 +10,10 @@
 #   publish  100 keyed records per transaction to a 4-partition topic, 4
 #            clients: mq.publish() x100, one mq.publish_batch() of 100 and
 #            one multi-row INSERT INTO mq.outbox, against 100
-#            pgq.insert_event() per transaction.
-#            The worker relays meanwhile; its backlog at the end is reported.
+#            pgq.insert_event() per transaction, with the worker off (PgQ's
+#            ticker is not running either).  Then mq.publish_batch and
+#            mq.publish again with the worker relaying meanwhile; what it
+#            relayed and the backlog at the end are reported.
 #   relay    the worker stopped (mq.worker_enabled = off), BENCH_RELAY_ROWS
 #            outbox rows preloaded, then mq.relay(BENCH_RELAY_BATCH) in a
 #            loop, one transaction each, until the outbox is empty.
@@ -31,7 +33,7 @@
 #   BENCH_CLIENTS        publishing clients                         (4)
 #   BENCH_RELAY_ROWS     outbox rows preloaded for the relay        (100000)
 #   BENCH_RELAY_BATCH    mq.relay(max_rows) per transaction         (10000)
-#   BENCH_FETCH_RECORDS  records (and PgQ events) preloaded for fetch (400000)
+#   BENCH_FETCH_RECORDS  records (and PgQ events) preloaded for fetch (1500000)
 #   LAT_SECONDS          publishing time of the latency run         (BENCH_SECONDS)
 #   LAT_RATE             records per second in the latency run      (100)
 #   BENCH_ONLY           a subset of: publish relay fetch latency
@@ -53,7 +55,7 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-3}
 BENCH_CLIENTS=${BENCH_CLIENTS:-4}
 BENCH_RELAY_ROWS=${BENCH_RELAY_ROWS:-100000}
 BENCH_RELAY_BATCH=${BENCH_RELAY_BATCH:-10000}
-BENCH_FETCH_RECORDS=${BENCH_FETCH_RECORDS:-400000}
+BENCH_FETCH_RECORDS=${BENCH_FETCH_RECORDS:-1500000}
 LAT_SECONDS=${LAT_SECONDS:-$BENCH_SECONDS}
 LAT_RATE=${LAT_RATE:-100}
 BENCH_ONLY=${BENCH_ONLY:-publish relay fetch latency}
@@ -282,11 +284,13 @@ rate_of() { awk -v m="$1" -v e="$2" 'BEGIN { printf "%.0f", m / e }'; }
 # Workloads
 # ---------------------------------------------------------------------------
 
-# measure_publish SYSTEM ROUND (SYSTEM: mq, outbox or pgq)
+# measure_publish SYSTEM ROUND (SYSTEM: mq, batch, outbox or pgq with the
+# worker off; mq+relay or batch+relay with it on)
 measure_publish() {
-	local sys=$1 round=$2 tag="publish_${1}_r$2" script msgs elapsed rate backlog relayed
+	local sys=$1 round=$2 tag="publish_${1/+/_}_r$2" script msgs elapsed rate backlog relayed
 	case $sys in
 	mq | outbox | batch) script=topic_publish100_$sys.sql ;;
+	mq+relay | batch+relay) script=topic_publish100_${sys%+relay}.sql ;;
 	pgq) script=topic_publish100_pgq.sql ;;
 	esac
 	reset_all
@@ -310,12 +314,12 @@ CHECKPOINT;"
 	msgs=$(($(pgbench_txns "$BENCH_OUT/$tag.log") * 100))
 	rate=$(rate_of "$msgs" "$elapsed")
 	RESULT[publish:$sys]+="$rate "
-	if [ "$sys" = pgq ]; then
-		printf '   publish  %-6s %8s msgs/s  (%s msgs in %s s)\n' "$sys" "$rate" "$msgs" "$elapsed" >&2
+	if [ "$sys" = pgq ] || [ "${sys%+relay}" = "$sys" ]; then
+		printf '   publish  %-12s %8s msgs/s  (%s msgs in %s s)\n' "$sys" "$rate" "$msgs" "$elapsed" >&2
 	else
 		NOTE[backlog:$sys]+="$backlog "
 		NOTE[relayed:$sys]+="$(rate_of "$relayed" "$elapsed") "
-		printf '   publish  %-6s %8s msgs/s  (%s msgs in %s s; relayed meanwhile %s, outbox backlog at the end %s)\n' \
+		printf '   publish  %-12s %8s msgs/s  (%s msgs in %s s; relayed meanwhile %s, outbox backlog at the end %s)\n' \
 			"$sys" "$rate" "$msgs" "$elapsed" "$relayed" "$backlog" >&2
 	fi
 }
@@ -502,10 +506,21 @@ worker on
 
 if want publish; then
 	mq_log "publish 100/txn"
+	# like for like: PgQ's ticker is not running, so neither is the relay
+	worker off
 	systems=(mq pgq batch outbox)
 	for round in $(seq 1 "$BENCH_ROUNDS"); do
 		for i in 0 1 2 3; do
 			measure_publish "${systems[$(((i + round - 1) % 4))]}" "$round"
+		done
+	done
+	# end to end: the worker relays to the topic while the clients publish
+	worker on
+	mq_log "publish 100/txn with the relay running"
+	systems=(batch+relay mq+relay)
+	for round in $(seq 1 "$BENCH_ROUNDS"); do
+		for i in 0 1; do
+			measure_publish "${systems[$(((i + round - 1) % 2))]}" "$round"
 		done
 	done
 fi
@@ -550,6 +565,9 @@ T_END=$(date +%s)
 		echo "| publish 100/txn, \`mq.publish\` ×100 ($BENCH_CLIENTS clients), msgs/s | $(cell "$m") | $(cell "$p") | $(ratio "$m" "$p" 2.00) |"
 		echo "| publish 100/txn, one \`mq.publish_batch\` of 100 ($BENCH_CLIENTS clients), msgs/s | $(cell "$b") | $(cell "$p") | $(ratio "$b" "$p" 2.00) |"
 		echo "| publish 100/txn, one \`INSERT INTO mq.outbox\` ($BENCH_CLIENTS clients), msgs/s | $(cell "$o") | $(cell "$p") | $(ratio "$o" "$p" 2.00) |"
+		br=$(result publish:batch+relay)
+		mr=$(result publish:mq+relay)
+		echo "| the same, relay running: \`mq.publish_batch\` / \`mq.publish\` ×100, msgs/s | $(cell "$br") / $(cell "$mr") | $(cell "$p") | $(ratio "$br" "$p" 2.00) / $(ratio "$mr" "$p" 2.00) |"
 	fi
 	if want relay; then
 		r=$(result relay:mq)
@@ -572,7 +590,10 @@ T_END=$(date +%s)
 		echo "|---|---|---|"
 		if want publish; then
 			echo "| publish, mq.publish | $(range publish:mq) | $(range publish:pgq) |"
+			echo "| publish, mq.publish_batch | $(range publish:batch) | |"
 			echo "| publish, INSERT INTO mq.outbox | $(range publish:outbox) | |"
+			echo "| publish + relay, mq.publish_batch | $(range publish:batch+relay) | |"
+			echo "| publish + relay, mq.publish | $(range publish:mq+relay) | |"
 		fi
 		if want relay; then echo "| relay | $(range relay:mq) | – |"; fi
 		if want fetch; then echo "| group fetch / PgQ batch read | $(range fetch:mq) | $(range fetch:pgq) |"; fi
@@ -580,8 +601,8 @@ T_END=$(date +%s)
 	fi
 	if want publish; then
 		echo "Relay during publish (the worker, sharing the CPUs with the publishers; medians):"
-		echo "mq.publish: relayed $(note relayed:mq) msgs/s, outbox backlog at the end $(note backlog:mq) rows;" \
-			"INSERT: relayed $(note relayed:outbox) msgs/s, backlog $(note backlog:outbox) rows."
+		echo "mq.publish_batch: relayed $(note relayed:batch+relay) msgs/s, outbox backlog at the end $(note backlog:batch+relay) rows;" \
+			"mq.publish: relayed $(note relayed:mq+relay) msgs/s, backlog $(note backlog:mq+relay) rows."
 	fi
 	if want latency && [ -n "$LAT_LINE" ]; then
 		echo "Latency (ms): received|sent/s|p50|p90|p99|max|relay p50|relay p99 = $LAT_LINE"
