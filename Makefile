@@ -17,7 +17,8 @@ OBJS = \
 	src/worker.o \
 	src/topic.o \
 	src/direct.o \
-	src/fetch.o
+	src/fetch.o \
+	src/outbox.o
 
 DATA = mq--0.1.0.sql
 PGFILEDESC = "mq - message broker inside PostgreSQL"

@@ -252,11 +252,56 @@ FROM mq.poll('dw_dd', 10) ORDER BY msg_id;
 SELECT total_sent FROM mq.queue_stats WHERE queue_name = 'dw_dd';
 
 --
+-- mq.publish's rows are buffered and written by the end of the statement:
+-- the next statement of the transaction sees them, a statement of more
+-- than 1000 publishes writes them all, a cursor's publishes are written at
+-- commit, and the publishes of a plpgsql block that fails are dropped with
+-- its subtransaction while the block's caller keeps its own
+--
+SELECT mq.create_queue('dw_buf');
+BEGIN;
+SELECT count(mq.publish('dw_buf', jsonb_build_object('n', g))) AS published FROM generate_series(1, 3) g;
+SELECT count(*) AS visible_next_statement FROM mq.outbox WHERE aggregatetype = 'dw_buf';
+SELECT count(*) AS published
+FROM (SELECT mq.publish('dw_buf', jsonb_build_object('n', g)) FROM generate_series(4, 2503) g) s;
+SELECT count(*) AS visible, count(DISTINCT seq) AS distinct_seq,
+       min((payload->>'n')::int) AS lo, max((payload->>'n')::int) AS hi
+FROM mq.outbox WHERE aggregatetype = 'dw_buf';
+COMMIT;
+BEGIN;
+DECLARE dw_cur CURSOR FOR SELECT mq.publish('dw_buf', jsonb_build_object('n', g)) FROM generate_series(2504, 2510) g;
+MOVE 2 IN dw_cur;
+COMMIT;
+DO $$
+BEGIN
+    PERFORM mq.publish('dw_buf', '{"n": 3001}');
+    BEGIN
+        PERFORM mq.publish('dw_buf', '{"n": 3002}');
+        PERFORM mq.publish('dw_buf', jsonb_build_object('n', 3003 / 0));
+    EXCEPTION WHEN division_by_zero THEN
+        PERFORM mq.publish('dw_buf', '{"n": 3004}');
+    END;
+    BEGIN
+        PERFORM mq.publish('dw_buf', '{"n": 3005}');
+        PERFORM 1 / 0;
+    EXCEPTION WHEN division_by_zero THEN
+        NULL;
+    END;
+END $$;
+SELECT count(*) AS outbox_rows,
+       count(*) FILTER (WHERE (payload->>'n')::int BETWEEN 2504 AND 2510) AS from_cursor,
+       array_agg((payload->>'n')::int ORDER BY seq) FILTER (WHERE (payload->>'n')::int > 3000) AS from_do_block
+FROM mq.outbox WHERE aggregatetype = 'dw_buf';
+SELECT mq.relay() AS relayed;
+SELECT count(*) AS ready, bool_and(headers ? 'mq_event_id') AS with_event_ids
+FROM mq.poll('dw_buf', 3000);
+
+--
 -- clean up
 --
 SELECT mq.drop_topic('dw_t') AND mq.drop_topic('dw_t_ref') AS topics_dropped;
 SELECT mq.drop_exchange('dw_x') AS exchange_dropped;
-SELECT mq.drop_queue(q) AS dropped FROM unnest(ARRAY['dw_wake', 'dw_q', 'dw_sp', 'dw_dd']) q;
+SELECT mq.drop_queue(q) AS dropped FROM unnest(ARRAY['dw_wake', 'dw_q', 'dw_sp', 'dw_dd', 'dw_buf']) q;
 SELECT count(*) AS in_outbox FROM mq.outbox;
 ALTER SYSTEM RESET mq.worker_enabled;
 ALTER SYSTEM RESET mq.naptime;

@@ -120,16 +120,30 @@ mq_check_writable(const char *what)
 }
 
 /*
- * mq_direct_open
- *		Open dr's table and its indexes for inserting on behalf of what (a
- *		function name, for error messages).  Checks that the transaction may
- *		write and that the user may insert into the table.
+ * mq_direct_check_insert
+ *		Raise the error an INSERT would raise unless the current user may
+ *		insert into dr's table.
  */
 void
-mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what)
+mq_direct_check_insert(MqDirectRel *dr)
 {
 	AclResult	aclresult;
 
+	mq_direct_lookup(dr);
+	aclresult = pg_class_aclcheck(dr->relid, GetUserId(), ACL_INSERT);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(dr->relid));
+}
+
+/*
+ * mq_direct_open
+ *		Open dr's table and its indexes for inserting on behalf of what (a
+ *		function name, for error messages).  Checks that the transaction may
+ *		write and, with check_acl, that the user may insert into the table.
+ */
+void
+mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what, bool check_acl)
+{
 	mq_check_writable(what);
 	mq_direct_lookup(dr);
 
@@ -145,9 +159,8 @@ mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what)
 		mq_direct_lookup(dr);
 		d->rel = table_open(dr->relid, RowExclusiveLock);
 	}
-	aclresult = pg_class_aclcheck(dr->relid, GetUserId(), ACL_INSERT);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_TABLE, RelationGetRelationName(d->rel));
+	if (check_acl)
+		mq_direct_check_insert(dr);
 
 	d->estate = CreateExecutorState();
 	d->estate->es_output_cid = GetCurrentCommandId(true);

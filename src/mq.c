@@ -49,6 +49,7 @@ _PG_init(void)
 
 	mq_catalog_init();
 	mq_xact_init();
+	mq_outbox_init();
 	if (process_shared_preload_libraries_in_progress)
 	{
 		mq_shmem_init();

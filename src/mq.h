@@ -212,12 +212,21 @@ typedef struct MqDirect
 
 extern void mq_check_writable(const char *what);
 extern Oid	mq_direct_relid(MqDirectRel *dr);
-extern void mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what);
+extern void mq_direct_check_insert(MqDirectRel *dr);
+extern void mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what,
+						   bool check_acl);
 extern void mq_direct_insert(MqDirect *d, const Datum *values,
 							 const bool *nulls);
 extern void mq_direct_insert_many(MqDirect *d, int nrows, const Datum *values,
 								  const bool *nulls);
 extern void mq_direct_close(MqDirect *d);
+
+/* outbox.c: mq.publish's rows, written by the end of the statement */
+#define MQ_OUTBOX_NCOLS 8
+extern MqDirectRel mq_rel_outbox;
+extern void mq_outbox_init(void);
+extern void mq_outbox_buffer_add(const Datum *values, const bool *nulls);
+extern void mq_outbox_buffer_flush(void);
 extern char mq_dest_kind(const char *name, int len);
 
 /* spi_util.c */

@@ -326,7 +326,7 @@ mq_send(PG_FUNCTION_ARGS)
 		bool		nulls[MQ_MSG_NCOLS];
 
 		/* open first: taking the lock processes pending invalidations */
-		mq_direct_open(&d, &mq_rel_message, "mq.send()");
+		mq_direct_open(&d, &mq_rel_message, "mq.send()", true);
 		q = *mq_queue_get(qname);
 		msg_id = mq_next_msg_id();
 		mq_message_row(values, nulls, msg_id, q.queue_id,
@@ -448,7 +448,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 		int			n;
 		int			i;
 
-		mq_direct_open(&d, &mq_rel_message, "mq.send_batch()");
+		mq_direct_open(&d, &mq_rel_message, "mq.send_batch()", true);
 		q = *mq_queue_get(qname);
 		deconstruct_array(payloads, JSONBOID, -1, false, TYPALIGN_INT, &pv, &pn, &n);
 		if (headers != NULL)
@@ -498,7 +498,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 				bool		nulls[MQ_MSG_NCOLS];
 
 				id = mq_next_msg_id();
-				mq_direct_open(&d, &mq_rel_message, "mq.send_batch()");
+				mq_direct_open(&d, &mq_rel_message, "mq.send_batch()", true);
 				mq_message_row(values, nulls, id, q.queue_id, vt, now, pv[i],
 							   hv ? hv[i] : (Datum) 0, hv == NULL || hn[i]);
 				mq_direct_insert(&d, values, nulls);

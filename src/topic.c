@@ -29,16 +29,6 @@ PG_FUNCTION_INFO_V1(mq_publish);
 
 PG_FUNCTION_INFO_V1(mq_publish_batch);
 
-/*
- * mq.outbox as publish and publish_batch write it (Debezium's columns plus
- * the relay order), every column given.
- */
-static MqDirectRel mq_rel_outbox = {
-	"outbox", 8,
-	{"id", "aggregatetype", "aggregateid", "type", "payload", "headers",
-	"created_at", "seq"}
-};
-#define MQ_OUTBOX_NCOLS 8
 
 /* $1 destination, $2 key, $3 headers: would anything receive it? */
 static MqStmt mq_stmt_routable = {
@@ -328,15 +318,14 @@ mq_publish_dest(FunctionCallInfo fcinfo)
  *		uuid: write an outbox row in the caller's transaction; with
  *		mandatory, refuse a message that nothing would receive.
  *
- * The row is written directly (direct.c), doing what mq.outbox's triggers
- * do for an INSERT: the destination check, the key lock and the relay's
- * wake-up at commit.
+ * Does what mq.outbox's triggers do for an INSERT (the destination check,
+ * the key lock, the relay's wake-up at commit) and hands the row to the
+ * outbox buffer (outbox.c), which writes it by the end of the statement.
  */
 Datum
 mq_publish(PG_FUNCTION_ARGS)
 {
 	text	   *dest;
-	MqDirect	d;
 	Datum		values[MQ_OUTBOX_NCOLS];
 	bool		nulls[MQ_OUTBOX_NCOLS];
 	pg_uuid_t  *id;
@@ -349,13 +338,12 @@ mq_publish(PG_FUNCTION_ARGS)
 								  PG_ARGISNULL(2),
 								  PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
 								  PG_ARGISNULL(3));
-	mq_direct_open(&d, &mq_rel_outbox, "mq.publish()");
+	mq_direct_check_insert(&mq_rel_outbox);
 	id = mq_outbox_row(values, nulls, dest,
 					   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2), PG_ARGISNULL(2),
 					   PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1),
 					   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3));
-	mq_direct_insert(&d, values, nulls);
-	mq_direct_close(&d);
+	mq_outbox_buffer_add(values, nulls);
 	mq_xact_relay_on_commit();
 	PG_RETURN_UUID_P(id);
 }
@@ -439,7 +427,7 @@ mq_publish_batch(PG_FUNCTION_ARGS)
 	store = mq_srf_init(fcinfo, &desc);
 	if (n == 0)
 		return (Datum) 0;
-	mq_direct_open(&d, &mq_rel_outbox, "mq.publish_batch()");
+	mq_direct_open(&d, &mq_rel_outbox, "mq.publish_batch()", true);
 	values = palloc(sizeof(Datum) * MQ_OUTBOX_NCOLS * n);
 	nulls = palloc(sizeof(bool) * MQ_OUTBOX_NCOLS * n);
 	for (i = 0; i < n; i++)
