@@ -18,7 +18,8 @@ OBJS = \
 	src/topic.o \
 	src/direct.o \
 	src/fetch.o \
-	src/outbox.o
+	src/outbox.o \
+	src/relay.o
 
 DATA = mq--0.1.0.sql
 PGFILEDESC = "mq - message broker inside PostgreSQL"
@@ -36,3 +37,6 @@ endif
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# every source includes the one module header
+$(OBJS): src/mq.h

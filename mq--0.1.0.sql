@@ -1632,7 +1632,7 @@ AS 'MODULE_PATHNAME', 'mq_publish_batch';
 -- One relay pass: moves up to max_rows committed outbox rows, in seq order,
 -- to their destinations, in this transaction.  Passes are serialized, so
 -- offsets are assigned in the order records become visible.
-CREATE FUNCTION mq.relay(max_rows integer DEFAULT 10000)
+CREATE FUNCTION mq._relay_sql(max_rows integer)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET jit = off
@@ -1705,6 +1705,13 @@ BEGIN
     RETURN n;
 END;
 $$;
+
+-- One relay pass (C): batches that go to topics only are moved in C;
+-- anything else is passed to mq._relay_sql.  Returns the rows moved.
+CREATE FUNCTION mq.relay(max_rows integer DEFAULT 10000)
+RETURNS bigint
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_relay';
 
 CREATE VIEW mq.consumer_lag AS
 SELECT t.topic_name, g.group_name, o.partition, o.committed_offset,

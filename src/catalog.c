@@ -35,11 +35,12 @@ typedef struct MqDest
 {
 	char		name[NAMEDATALEN];
 	char		kind;
+	int32		id;				/* queue_id, topic_id or exchange_id */
 } MqDest;
 static HTAB *mq_dest_cache = NULL;
 
 static MqStmt mq_stmt_dest_lookup = {
-	"SELECT kind FROM mq._kind_of($1)", 1, {TEXTOID}
+	"SELECT kind, id FROM mq._kind_of($1)", 1, {TEXTOID}
 };
 
 /* OID of mq.queue, looked up once; InvalidOid until then */
@@ -281,13 +282,14 @@ mq_name_cache_create(const char *what, Size entrysize)
 }
 
 /*
- * mq_dest_kind
+ * mq_dest_lookup
  *		The kind of the queue, topic or exchange called name ('q', 't', 'x'),
- *		or 0 if there is none.  Cached like queues (any change of queues,
- *		topics or exchanges invalidates mq.queue's relcache entry).
+ *		or 0 if there is none; its id in *id.  Cached like queues (any change
+ *		of queues, topics or exchanges invalidates mq.queue's relcache
+ *		entry).
  */
 char
-mq_dest_kind(const char *name, int len)
+mq_dest_lookup(const char *name, int len, int32 *id)
 {
 	char		key[NAMEDATALEN];
 	MqDest	   *entry;
@@ -295,7 +297,9 @@ mq_dest_kind(const char *name, int len)
 	bool		isnull;
 	Datum		values[1];
 	char		kind;
+	int32		kid = 0;
 
+	*id = 0;
 	if (len > MQ_MAX_NAME_LEN)
 		return 0;
 	memset(key, 0, sizeof(key));
@@ -304,7 +308,10 @@ mq_dest_kind(const char *name, int len)
 	{
 		entry = hash_search(mq_dest_cache, key, HASH_FIND, NULL);
 		if (entry != NULL)
+		{
+			*id = entry->id;
 			return entry->kind;
+		}
 	}
 
 	(void) mq_queue_relid_get();
@@ -319,7 +326,11 @@ mq_dest_kind(const char *name, int len)
 									  SPI_tuptable->tupdesc, 1, &isnull);
 
 		if (!isnull)
+		{
 			kind = DatumGetChar(k);
+			kid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 2, &isnull));
+		}
 	}
 	SPI_finish();
 	if (kind == 0)
@@ -329,7 +340,21 @@ mq_dest_kind(const char *name, int len)
 		mq_dest_cache = mq_name_cache_create("mq destination cache", sizeof(MqDest));
 	entry = hash_search(mq_dest_cache, key, HASH_ENTER, &found);
 	entry->kind = kind;
+	entry->id = kid;
+	*id = kid;
 	return kind;
+}
+
+/*
+ * mq_dest_kind
+ *		mq_dest_lookup without the id.
+ */
+char
+mq_dest_kind(const char *name, int len)
+{
+	int32		id;
+
+	return mq_dest_lookup(name, len, &id);
 }
 
 /*

@@ -38,12 +38,13 @@
 #include "utils/rel.h"
 
 /*
- * mq_direct_lookup
+ * mq_direct_lookup_ext
  *		Resolve dr's OID and column map if not done since the last
- *		invalidation of mq's catalog cache.
+ *		invalidation of mq's catalog cache.  With missing_ok, a missing
+ *		table leaves dr->relid invalid instead of raising an error.
  */
 static void
-mq_direct_lookup(MqDirectRel *dr)
+mq_direct_lookup_ext(MqDirectRel *dr, bool missing_ok)
 {
 	Oid			relid;
 	Relation	rel;
@@ -56,6 +57,8 @@ mq_direct_lookup(MqDirectRel *dr)
 	/* so that the invalidation callback knows which relation to watch */
 	(void) mq_queue_relid_get();
 	relid = get_relname_relid(dr->relname, get_namespace_oid("mq", false));
+	if (!OidIsValid(relid) && missing_ok)
+		return;
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -94,6 +97,27 @@ mq_direct_lookup(MqDirectRel *dr)
 	table_close(rel, AccessShareLock);
 	dr->relid = relid;
 	dr->generation = mq_catalog_generation;
+}
+
+/*
+ * mq_direct_lookup
+ *		Resolve dr's OID and column map; an error if the table is missing.
+ */
+static void
+mq_direct_lookup(MqDirectRel *dr)
+{
+	mq_direct_lookup_ext(dr, false);
+}
+
+/*
+ * mq_direct_relid_missing_ok
+ *		OID of dr's table, or InvalidOid if there is no such table.
+ */
+Oid
+mq_direct_relid_missing_ok(MqDirectRel *dr)
+{
+	mq_direct_lookup_ext(dr, true);
+	return dr->relid;
 }
 
 /*
@@ -163,6 +187,17 @@ mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what, bool check_acl)
 		mq_direct_check_insert(dr);
 
 	d->estate = CreateExecutorState();
+	/*
+	 * Slots get a private copy of the descriptor: the relation's own is
+	 * reference-counted, and each slot's pin would be remembered by the
+	 * resource owner, whose forgetting is linear in what it holds.
+	 */
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(d->estate->es_query_cxt);
+
+		d->desc = CreateTupleDescCopy(RelationGetDescr(d->rel));
+		MemoryContextSwitchTo(oldcxt);
+	}
 	d->estate->es_output_cid = GetCurrentCommandId(true);
 	d->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(d->rri, d->rel, 1, NULL, 0);
@@ -181,8 +216,7 @@ mq_direct_slot(MqDirect *d, const Datum *values, const bool *nulls)
 	TupleTableSlot *slot;
 	int			i;
 
-	slot = MakeSingleTupleTableSlot(RelationGetDescr(d->rel),
-									table_slot_callbacks(d->rel));
+	slot = MakeSingleTupleTableSlot(d->desc, table_slot_callbacks(d->rel));
 	MemoryContextSwitchTo(oldcxt);
 	ExecClearTuple(slot);
 	for (i = 0; i < d->dr->natts; i++)

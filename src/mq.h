@@ -155,6 +155,7 @@ typedef struct MqStmt
 extern void mq_shmem_init(void);
 extern void mq_require_shmem(void);
 extern MqWaitSlot *mq_wait_slot(Oid dboid, int32 queue_id);
+extern int32 mq_murmur2_bytes(const unsigned char *data, int len);
 extern void mq_wait_until(MqWaitSlot *slot, uint64 generation,
 						  TimestampTz until);
 extern void mq_counter_add(Oid dboid, int32 queue_id, const int64 *n);
@@ -208,10 +209,12 @@ typedef struct MqDirect
 	Relation	rel;
 	struct EState *estate;
 	struct ResultRelInfo *rri;
+	TupleDesc	desc;			/* unpinned copy of the table's descriptor */
 } MqDirect;
 
 extern void mq_check_writable(const char *what);
 extern Oid	mq_direct_relid(MqDirectRel *dr);
+extern Oid	mq_direct_relid_missing_ok(MqDirectRel *dr);
 extern void mq_direct_check_insert(MqDirectRel *dr);
 extern void mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what,
 						   bool check_acl);
@@ -228,6 +231,7 @@ extern void mq_outbox_init(void);
 extern void mq_outbox_buffer_add(const Datum *values, const bool *nulls);
 extern void mq_outbox_buffer_flush(void);
 extern char mq_dest_kind(const char *name, int len);
+extern char mq_dest_lookup(const char *name, int len, int32 *id);
 
 /* spi_util.c */
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);

@@ -37,12 +37,12 @@ static MqStmt mq_stmt_routable = {
 };
 
 /*
- * mq_murmur2_hash
+ * mq_murmur2_bytes
  *		MurmurHash2 (32-bit) exactly as Kafka's default partitioner computes
  *		it: seed 0x9747b28c, little-endian 4-byte blocks, signed result.
  */
-static int32
-mq_murmur2_hash(const unsigned char *data, int len)
+int32
+mq_murmur2_bytes(const unsigned char *data, int len)
 {
 	const uint32 m = 0x5bd1e995;
 	const int	r = 24;
@@ -89,7 +89,7 @@ mq_murmur2(PG_FUNCTION_ARGS)
 {
 	bytea	   *b = PG_GETARG_BYTEA_PP(0);
 
-	PG_RETURN_INT32(mq_murmur2_hash((const unsigned char *) VARDATA_ANY(b),
+	PG_RETURN_INT32(mq_murmur2_bytes((const unsigned char *) VARDATA_ANY(b),
 									VARSIZE_ANY_EXHDR(b)));
 }
 

@@ -16,7 +16,7 @@
 #   BENCH_BATCH_CLIENTS  clients for send 100/txn   (BENCH_CLIENTS/2)
 #   BENCH_WARMUP    warm-up seconds before each timed run    (2)
 #   BENCH_ROUNDS    repeat every run, report the median      (1)
-#   BENCH_BACKLOG   messages preloaded for consume  (max(200k, 40k/s x run))
+#   BENCH_BACKLOG   messages preloaded for consume  (max(200k, 70k/s x run))
 #   BENCH_PGQ_EVENTS events preloaded for the PgQ batch read (400000)
 #   BENCH_ONLY      run only these workloads: send1 send100 consume pgqread
 #   BENCH_PGSS=1    load pg_stat_statements (track = all) and save the top
@@ -36,7 +36,7 @@ BENCH_CLIENTS=${BENCH_CLIENTS:-8}
 BENCH_BATCH_CLIENTS=${BENCH_BATCH_CLIENTS:-$((BENCH_CLIENTS / 2 > 0 ? BENCH_CLIENTS / 2 : 1))}
 BENCH_WARMUP=${BENCH_WARMUP:-2}
 BENCH_ROUNDS=${BENCH_ROUNDS:-1}
-BENCH_BACKLOG=${BENCH_BACKLOG:-$(((BENCH_SECONDS + BENCH_WARMUP) * 40000 > 200000 ? (BENCH_SECONDS + BENCH_WARMUP) * 40000 : 200000))}
+BENCH_BACKLOG=${BENCH_BACKLOG:-$(((BENCH_SECONDS + BENCH_WARMUP) * 70000 > 200000 ? (BENCH_SECONDS + BENCH_WARMUP) * 70000 : 200000))}
 BENCH_PGQ_EVENTS=${BENCH_PGQ_EVENTS:-400000}
 BENCH_ONLY=${BENCH_ONLY:-send1 send100 consume pgqread}
 BENCH_PGSS=${BENCH_PGSS:-0}

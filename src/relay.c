@@ -1,0 +1,337 @@
+/*-------------------------------------------------------------------------
+ *
+ * relay.c
+ *	  mq.relay: one pass of the outbox relay, with a fast path in C for
+ *	  batches that go to topics only.
+ *
+ * A pass takes the relay lock, reads up to max_rows committed outbox rows
+ * in seq order, moves them to their destinations and deletes them, all in
+ * the caller's transaction (see doc/design.md, "Relay").  The general pass
+ * is SQL (mq._relay_sql): it routes through exchanges and into queues.
+ * When every row of the batch goes straight to a topic, which is what a
+ * busy outbox mostly holds, this file does the same work without the
+ * query's intermediate results: partitions and offsets are computed in C,
+ * the records are written to each topic's current segment in one
+ * multi-row insert (direct.c), the partitions' next offsets are advanced,
+ * and the outbox rows are deleted by TID.  Anything else (queues,
+ * exchanges, a destination that has gone, a topic without a segment) is
+ * left to the SQL pass, which is the reference behaviour.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "mq.h"
+
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/uuid.h"
+
+PG_FUNCTION_INFO_V1(mq_relay);
+
+/* $1 max rows: the next batch of committed outbox rows */
+static MqStmt mq_stmt_relay_batch = {
+	"SELECT o.ctid, o.seq, o.id, o.aggregatetype, o.aggregateid, o.payload,"
+	"       o.headers"
+	"  FROM mq.outbox o ORDER BY o.seq LIMIT $1",
+	1, {INT4OID}
+};
+
+/* $1 max rows: the general pass */
+static MqStmt mq_stmt_relay_sql = {
+	"SELECT mq._relay_sql($1)", 1, {INT4OID}
+};
+
+/* $1 topic id: its partition count and current segment */
+static MqStmt mq_stmt_topic_state = {
+	"SELECT t.partitions, t.current_seg FROM mq.topic t"
+	" WHERE t.topic_id OPERATOR(pg_catalog.=) $1",
+	1, {INT4OID}
+};
+
+/* $1 topic id: the next offset of each of its partitions */
+static MqStmt mq_stmt_topic_offsets = {
+	"SELECT p.partition, p.next_offset FROM mq.topic_partition p"
+	" WHERE p.topic_id OPERATOR(pg_catalog.=) $1",
+	1, {INT4OID}
+};
+
+/* $1 topic id, $2 partition, $3 new next offset */
+static MqStmt mq_stmt_topic_advance = {
+	"UPDATE mq.topic_partition SET next_offset = $3"
+	" WHERE topic_id OPERATOR(pg_catalog.=) $1"
+	"   AND partition OPERATOR(pg_catalog.=) $2",
+	3, {INT4OID, INT4OID, INT8OID}
+};
+
+/* columns of a topic record, in the order relay rows are built */
+#define MQ_RECORD_NCOLS 9
+static const char *const mq_record_cols[MQ_RECORD_NCOLS] = {
+	"seg", "topic_id", "partition", "offset", "key", "payload", "headers",
+	"message_id", "published_at"
+};
+
+/* one topic of the batch */
+typedef struct MqRelayTopic
+{
+	int32		topic_id;
+	int32		partitions;
+	int64		seg;
+	int64	   *next_offset;	/* per partition */
+	bool	   *touched;		/* per partition */
+	int			nrows;
+} MqRelayTopic;
+
+/*
+ * mq_relay_partition
+ *		The partition of a record with key (NULL: none) and outbox seq, as
+ *		the SQL relay chooses it: Kafka's murmur2 of the key's UTF-8 bytes,
+ *		or seq modulo the partition count without a key.
+ */
+static int32
+mq_relay_partition(text *key, int64 seq, int32 partitions)
+{
+	const char *bytes;
+	int			len;
+	int32		h;
+
+	if (key == NULL)
+		return (int32) (seq % partitions);
+	len = VARSIZE_ANY_EXHDR(key);
+	bytes = pg_server_to_any(VARDATA_ANY(key), len, PG_UTF8);
+	if (bytes != VARDATA_ANY(key))
+		len = strlen(bytes);
+	h = mq_murmur2_bytes((const unsigned char *) bytes, len);
+	return (int32) ((h & 0x7fffffff) % partitions);
+}
+
+/*
+ * mq_relay_topics
+ *		Relay a batch whose rows all go to topics (dest_id[] per row).
+ *		Returns false, having changed nothing, if the SQL pass must take the
+ *		batch.  Inside SPI; rows is the batch's tuple table.
+ */
+static bool
+mq_relay_topics(SPITupleTable *rows, uint64 n, const int32 *dest_id)
+{
+	TupleDesc	desc = rows->tupdesc;
+	MqRelayTopic *topics = palloc0(sizeof(MqRelayTopic) * n);
+	int			ntopics = 0;
+	int		   *topic_of = palloc(sizeof(int) * n);
+	TimestampTz now = GetCurrentTimestamp();
+	MqDirectRel *segments;
+	uint64		i;
+	int			t;
+
+	/* the topics of the batch, their state and next offsets */
+	for (i = 0; i < n; i++)
+	{
+		for (t = 0; t < ntopics; t++)
+			if (topics[t].topic_id == dest_id[i])
+				break;
+		if (t == ntopics)
+		{
+			MqRelayTopic *tp = &topics[ntopics++];
+			Datum		arg = Int32GetDatum(dest_id[i]);
+			bool		isnull;
+			uint64		j;
+
+			tp->topic_id = dest_id[i];
+			mq_stmt_exec(&mq_stmt_topic_state, &arg, NULL, 1);
+			if (SPI_processed == 0)
+				return false;
+			tp->partitions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+			tp->seg = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												  SPI_tuptable->tupdesc, 2, &isnull));
+			if (isnull || tp->partitions < 1)
+				return false;
+			tp->next_offset = palloc0(sizeof(int64) * tp->partitions);
+			tp->touched = palloc0(sizeof(bool) * tp->partitions);
+			mq_stmt_exec(&mq_stmt_topic_offsets, &arg, NULL, 0);
+			if (SPI_processed != (uint64) tp->partitions)
+				return false;
+			for (j = 0; j < SPI_processed; j++)
+			{
+				int32		p = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[j],
+															SPI_tuptable->tupdesc, 1, &isnull));
+
+				if (p < 0 || p >= tp->partitions)
+					return false;
+				tp->next_offset[p] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
+																 SPI_tuptable->tupdesc, 2, &isnull));
+			}
+		}
+		topic_of[i] = t;
+		topics[t].nrows++;
+	}
+
+	/* every topic's current segment must be there before anything moves */
+	segments = palloc0(sizeof(MqDirectRel) * ntopics);
+	for (t = 0; t < ntopics; t++)
+	{
+		MqDirectRel *dr = &segments[t];
+		int			c;
+
+		dr->relname = psprintf("topic_record_%d_" INT64_FORMAT,
+							   topics[t].topic_id, topics[t].seg);
+		dr->ncols = MQ_RECORD_NCOLS;
+		for (c = 0; c < MQ_RECORD_NCOLS; c++)
+			dr->colnames[c] = mq_record_cols[c];
+		if (!OidIsValid(mq_direct_relid_missing_ok(dr)))
+			return false;
+	}
+
+	/* each topic's records, in seq order, into its current segment */
+	for (t = 0; t < ntopics; t++)
+	{
+		MqRelayTopic *tp = &topics[t];
+		MqDirect	d;
+		Datum	   *values = palloc(sizeof(Datum) * MQ_RECORD_NCOLS * tp->nrows);
+		bool	   *nulls = palloc(sizeof(bool) * MQ_RECORD_NCOLS * tp->nrows);
+		int			r = 0;
+
+		for (i = 0; i < n; i++)
+		{
+			HeapTuple	tup = rows->vals[i];
+			Datum	   *v = values + r * MQ_RECORD_NCOLS;
+			bool	   *nl = nulls + r * MQ_RECORD_NCOLS;
+			bool		isnull;
+			int64		seq;
+			Datum		key;
+			bool		key_null;
+			int32		part;
+
+			if (topic_of[i] != t)
+				continue;
+			seq = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			key = SPI_getbinval(tup, desc, 5, &key_null);
+			part = mq_relay_partition(key_null ? NULL : DatumGetTextPP(key), seq,
+									  tp->partitions);
+			v[0] = Int64GetDatum(tp->seg);
+			v[1] = Int32GetDatum(tp->topic_id);
+			v[2] = Int32GetDatum(part);
+			v[3] = Int64GetDatum(tp->next_offset[part]++);
+			v[4] = key;
+			v[5] = SPI_getbinval(tup, desc, 6, &nl[5]);
+			v[6] = SPI_getbinval(tup, desc, 7, &nl[6]);
+			v[7] = SPI_getbinval(tup, desc, 3, &isnull);
+			v[8] = TimestampTzGetDatum(now);
+			nl[0] = nl[1] = nl[2] = nl[3] = false;
+			nl[4] = key_null;
+			nl[7] = nl[8] = false;
+			tp->touched[part] = true;
+			r++;
+		}
+		mq_direct_open(&d, &segments[t], "mq.relay()", true);
+		mq_direct_insert_many(&d, tp->nrows, values, nulls);
+		mq_direct_close(&d);
+	}
+
+	/* advance the offsets, wake the topics' waiting consumers at commit */
+	for (t = 0; t < ntopics; t++)
+	{
+		MqRelayTopic *tp = &topics[t];
+		int32		p;
+
+		for (p = 0; p < tp->partitions; p++)
+		{
+			Datum		args[3];
+
+			if (!tp->touched[p])
+				continue;
+			args[0] = Int32GetDatum(tp->topic_id);
+			args[1] = Int32GetDatum(p);
+			args[2] = Int64GetDatum(tp->next_offset[p]);
+			mq_stmt_exec(&mq_stmt_topic_advance, args, NULL, 0);
+		}
+		mq_xact_wake(-tp->topic_id);
+	}
+	return true;
+}
+
+/*
+ * mq_relay
+ *		mq.relay(max_rows) RETURNS bigint: one relay pass in the caller's
+ *		transaction; the number of outbox rows it moved.
+ */
+Datum
+mq_relay(PG_FUNCTION_ARGS)
+{
+	int32		max_rows;
+	LOCKTAG		tag;
+	Datum		arg;
+	SPITupleTable *rows;
+	uint64		n;
+	uint64		i;
+	int32	   *dest_id;
+	bool		topics_only = true;
+	int64		moved;
+
+	if (XactIsoLevel != XACT_READ_COMMITTED)
+		/* after waiting for the previous pass, we must see what it committed */
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mq.relay must run in a READ COMMITTED transaction")));
+	if (PG_ARGISNULL(0) || PG_GETARG_INT32(0) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be at least 1")));
+	max_rows = PG_GETARG_INT32(0);
+	mq_check_writable("mq.relay()");
+
+	/* passes are serialized: pg_advisory_xact_lock(28017, 2) */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 28017, 2, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+
+	SPI_connect();
+	arg = Int32GetDatum(max_rows);
+	mq_stmt_exec(&mq_stmt_relay_batch, &arg, NULL, 0);
+	rows = SPI_tuptable;
+	n = SPI_processed;
+	dest_id = palloc(sizeof(int32) * Max(n, 1));
+	for (i = 0; i < n && topics_only; i++)
+	{
+		bool		isnull;
+		text	   *dest = DatumGetTextPP(SPI_getbinval(rows->vals[i], rows->tupdesc,
+														4, &isnull));
+
+		if (mq_dest_lookup(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest),
+						   &dest_id[i]) != 't')
+			topics_only = false;
+	}
+
+	if (n > 0 && topics_only && mq_relay_topics(rows, n, dest_id))
+	{
+		Relation	outbox = table_open(mq_direct_relid(&mq_rel_outbox), RowExclusiveLock);
+
+		for (i = 0; i < n; i++)
+		{
+			bool		isnull;
+			ItemPointer tid = (ItemPointer) DatumGetPointer(SPI_getbinval(rows->vals[i],
+																rows->tupdesc, 1, &isnull));
+
+			simple_heap_delete(outbox, tid);
+		}
+		table_close(outbox, NoLock);
+		moved = (int64) n;
+	}
+	else if (n > 0)
+	{
+		bool		isnull;
+
+		mq_stmt_exec(&mq_stmt_relay_sql, &arg, NULL, 1);
+		moved = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	else
+		moved = 0;
+	SPI_finish();
+	PG_RETURN_INT64(moved);
+}
