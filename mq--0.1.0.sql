@@ -1251,47 +1251,8 @@ CREATE FUNCTION mq.commit(
     next_offset  bigint,
     member       text DEFAULT NULL)
 RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    g    mq.consumer_group;
-    t    mq.topic;
-    endo bigint;
-BEGIN
-    -- one query on the hot path; the helper only to raise the right error
-    SELECT x.* INTO g FROM mq.consumer_group x JOIN mq.topic y ON y.topic_id = x.topic_id
-     WHERE y.topic_name = topic_name AND x.group_name = group_name;
-    IF g.group_id IS NULL THEN
-        g := mq._group(topic_name, group_name);
-    END IF;
-    SELECT * INTO t FROM mq.topic y WHERE y.topic_id = g.topic_id;
-    IF partition IS NULL OR next_offset IS NULL THEN
-        RAISE EXCEPTION 'partition and next_offset must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF partition < 0 OR partition >= t.partitions THEN
-        RAISE EXCEPTION 'topic "%" has no partition %', topic_name, partition
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = format('Partitions are 0 to %s.', t.partitions - 1);
-    END IF;
-    SELECT p.next_offset INTO endo FROM mq.topic_partition p
-     WHERE p.topic_id = t.topic_id AND p.partition = commit.partition;
-    IF next_offset < 0 OR next_offset > endo THEN
-        RAISE EXCEPTION 'offset % is outside partition % of topic "%" (0 to %)',
-            next_offset, partition, topic_name, endo
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF member IS NOT NULL AND NOT partition = ANY (mq._assign(g, member, t.partitions, false)) THEN
-        RAISE EXCEPTION 'member "%" does not hold partition % of group "%"', member, partition, group_name
-            USING ERRCODE = 'object_not_in_prerequisite_state',
-                  DETAIL = 'The partition moved to another member (its session lapsed or members changed).',
-                  HINT = 'Fetch again to learn the partitions this member holds.';
-    END IF;
-    UPDATE mq.group_offset o SET committed_offset = next_offset, committed_at = clock_timestamp()
-     WHERE o.group_id = g.group_id AND o.partition = commit.partition;
-END;
-$$;
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_commit';
 
 CREATE FUNCTION mq.seek(
     topic_name   text,

@@ -168,6 +168,8 @@ mq_direct_check_insert(MqDirectRel *dr)
 void
 mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what, bool check_acl)
 {
+	MemoryContext oldcxt;
+
 	mq_check_writable(what);
 	mq_direct_lookup(dr);
 
@@ -187,17 +189,15 @@ mq_direct_open(MqDirect *d, MqDirectRel *dr, const char *what, bool check_acl)
 		mq_direct_check_insert(dr);
 
 	d->estate = CreateExecutorState();
+
 	/*
 	 * Slots get a private copy of the descriptor: the relation's own is
 	 * reference-counted, and each slot's pin would be remembered by the
 	 * resource owner, whose forgetting is linear in what it holds.
 	 */
-	{
-		MemoryContext oldcxt = MemoryContextSwitchTo(d->estate->es_query_cxt);
-
-		d->desc = CreateTupleDescCopy(RelationGetDescr(d->rel));
-		MemoryContextSwitchTo(oldcxt);
-	}
+	oldcxt = MemoryContextSwitchTo(d->estate->es_query_cxt);
+	d->desc = CreateTupleDescCopy(RelationGetDescr(d->rel));
+	MemoryContextSwitchTo(oldcxt);
 	d->estate->es_output_cid = GetCurrentCommandId(true);
 	d->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(d->rri, d->rel, 1, NULL, 0);

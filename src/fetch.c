@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * fetch.c
- *	  mq.fetch: a consumer group's read of a topic, in C.
+ *	  The consumer side of topics in C: mq.fetch (a group's read) and
+ *	  mq.commit (a group's committed offset).
  *
  * A topic's records live in its own partition of mq.topic_record
  * (mq.topic_record_<topic_id>, split in segments).  Planning a query on
@@ -28,6 +29,38 @@
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(mq_fetch);
+PG_FUNCTION_INFO_V1(mq_commit);
+
+/*
+ * $1 topic name, $2 group name, $3 partition: the group, its topic's
+ * partition count, and the partition's end offset (NULL if there is no
+ * such partition)
+ */
+static MqStmt mq_stmt_commit_lookup = {
+	"SELECT g.group_id, t.partitions, p.next_offset"
+	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
+	"  LEFT JOIN mq.topic_partition p"
+	"    ON p.topic_id = t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
+	" WHERE t.topic_name OPERATOR(pg_catalog.=) $1"
+	"   AND g.group_name OPERATOR(pg_catalog.=) $2",
+	3, {TEXTOID, TEXTOID, INT4OID}
+};
+
+/* $1 group id, $2 member, $3 partitions, $4 partition: does member hold it? */
+static MqStmt mq_stmt_commit_holds = {
+	"SELECT $4 OPERATOR(pg_catalog.=) ANY (mq._assign(g, $2, $3, false))"
+	"  FROM mq.consumer_group g WHERE g.group_id OPERATOR(pg_catalog.=) $1",
+	4, {INT4OID, TEXTOID, INT4OID, INT4OID}
+};
+
+/* $1 group id, $2 partition, $3 the next offset to read */
+static MqStmt mq_stmt_commit_update = {
+	"UPDATE mq.group_offset"
+	"   SET committed_offset = $3, committed_at = pg_catalog.clock_timestamp()"
+	" WHERE group_id OPERATOR(pg_catalog.=) $1"
+	"   AND partition OPERATOR(pg_catalog.=) $2",
+	3, {INT4OID, INT4OID, INT8OID}
+};
 
 /* $1 topic name, $2 group name: the group, its topic and partition count */
 static MqStmt mq_stmt_group_lookup = {
@@ -49,6 +82,8 @@ static MqStmt mq_stmt_assign = {
 	" WHERE g.group_id OPERATOR(pg_catalog.=) $1",
 	3, {INT4OID, TEXTOID, INT4OID}
 };
+
+static void mq_group_not_found(FunctionCallInfo fcinfo);
 
 /* topic id -> saved plan of the read; dropped when mq's catalog changes */
 typedef struct MqFetchPlan
@@ -188,18 +223,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1))
 		mq_stmt_exec(&mq_stmt_group_lookup, values, NULL, 1);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || SPI_processed == 0)
-	{
-		char		nulls[2];
-
-		nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
-		nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
-		mq_stmt_exec(&mq_stmt_group_error, values, nulls, 1);
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("consumer group \"%s\" of topic \"%s\" does not exist",
-						text_to_cstring(PG_GETARG_TEXT_PP(1)),
-						text_to_cstring(PG_GETARG_TEXT_PP(0)))));
-	}
+		mq_group_not_found(fcinfo);
 	group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	topic_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
@@ -277,4 +301,113 @@ mq_fetch(PG_FUNCTION_ARGS)
 		tuplestore_puttuple(store, SPI_tuptable->vals[i]);
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * mq_group_not_found
+ *		Raise the error for a (topic, group) pair that the lookup did not
+ *		find: mq._group knows which one is missing.  Inside SPI.
+ */
+static void
+mq_group_not_found(FunctionCallInfo fcinfo)
+{
+	Datum		values[2];
+	char		nulls[2];
+
+	values[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	mq_stmt_exec(&mq_stmt_group_error, values, nulls, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("consumer group \"%s\" of topic \"%s\" does not exist",
+					text_to_cstring(PG_GETARG_TEXT_PP(1)),
+					text_to_cstring(PG_GETARG_TEXT_PP(0)))));
+}
+
+/*
+ * mq_commit
+ *		mq.commit(topic_name, group_name, partition, next_offset, member)
+ *		RETURNS void: set the group's committed offset of partition (the
+ *		next offset to read), in the caller's transaction.  With member, the
+ *		commit is refused unless the member holds the partition now.
+ */
+Datum
+mq_commit(PG_FUNCTION_ARGS)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		isnull;
+	bool		end_null;
+	int32		group_id;
+	int32		partitions;
+	int32		partition;
+	int64		next_offset;
+	int64		end_offset;
+
+	mq_check_writable("mq.commit()");
+	SPI_connect();
+	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1))
+	{
+		values[0] = PG_GETARG_DATUM(0);
+		values[1] = PG_GETARG_DATUM(1);
+		values[2] = PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2);
+		nulls[2] = PG_ARGISNULL(2) ? 'n' : ' ';
+		mq_stmt_exec(&mq_stmt_commit_lookup, values, nulls, 1);
+	}
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || SPI_processed == 0)
+		mq_group_not_found(fcinfo);
+	group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
+	partitions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 2, &isnull));
+	end_offset = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 3, &end_null));
+
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("partition and next_offset must not be NULL")));
+	partition = PG_GETARG_INT32(2);
+	next_offset = PG_GETARG_INT64(3);
+	if (partition < 0 || partition >= partitions || end_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("topic \"%s\" has no partition %d",
+						text_to_cstring(PG_GETARG_TEXT_PP(0)), partition),
+				 errhint("Partitions are 0 to %d.", partitions - 1)));
+	if (next_offset < 0 || next_offset > end_offset)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offset " INT64_FORMAT " is outside partition %d of topic \"%s\" (0 to " INT64_FORMAT ")",
+						next_offset, partition,
+						text_to_cstring(PG_GETARG_TEXT_PP(0)), end_offset)));
+
+	if (!PG_ARGISNULL(4))
+	{
+		values[0] = Int32GetDatum(group_id);
+		values[1] = PG_GETARG_DATUM(4);
+		values[2] = Int32GetDatum(partitions);
+		values[3] = Int32GetDatum(partition);
+		mq_stmt_exec(&mq_stmt_commit_holds, values, NULL, 1);
+		if (SPI_processed == 0 ||
+			!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 1, &isnull)) ||
+			isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("member \"%s\" does not hold partition %d of group \"%s\"",
+							text_to_cstring(PG_GETARG_TEXT_PP(4)), partition,
+							text_to_cstring(PG_GETARG_TEXT_PP(1))),
+					 errdetail("The partition moved to another member (its session lapsed or members changed)."),
+					 errhint("Fetch again to learn the partitions this member holds.")));
+	}
+
+	values[0] = Int32GetDatum(group_id);
+	values[1] = Int32GetDatum(partition);
+	values[2] = Int64GetDatum(next_offset);
+	mq_stmt_exec(&mq_stmt_commit_update, values, NULL, 0);
+	SPI_finish();
+	PG_RETURN_VOID();
 }
