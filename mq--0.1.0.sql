@@ -1238,7 +1238,8 @@ CREATE FUNCTION mq.fetch(
     group_name    text,
     max_messages  integer DEFAULT 100,
     member        text DEFAULT NULL,
-    wait          interval DEFAULT '0')
+    wait          interval DEFAULT '0',
+    auto_commit   boolean DEFAULT false)
 RETURNS TABLE (partition integer, "offset" bigint, key text, payload jsonb,
                headers jsonb, message_id uuid, published_at timestamptz)
 LANGUAGE C VOLATILE ROWS 100

@@ -431,6 +431,35 @@ WHERE topic_name = 'ot_t' AND group_name = 'g_early' ORDER BY partition;
 SELECT count(*) AS effects FROM ot_effects;
 
 --
+-- auto_commit: the fetch commits past what it returns, in the caller's
+-- transaction (a rollback undoes it); with a member, on its partitions
+--
+SELECT mq.create_topic('ot_ac', 2);
+SELECT mq.create_group('ot_ac', 'g', 'earliest');
+SELECT count(mq.publish('ot_ac', jsonb_build_object('i', i), key => 'k' || i)) AS published
+FROM generate_series(1, 10) i;
+SELECT mq.relay() AS relayed;
+SELECT count(*) AS fetched FROM mq.fetch('ot_ac', 'g', 4, auto_commit => true);
+SELECT partition, committed_offset, lag FROM mq.consumer_lag
+WHERE topic_name = 'ot_ac' AND group_name = 'g' ORDER BY partition;
+-- the next fetch continues after them: no record twice, none skipped
+SELECT count(*) AS fetched FROM mq.fetch('ot_ac', 'g', 4, auto_commit => true);
+BEGIN;
+SELECT count(*) AS fetched_then_rolled_back FROM mq.fetch('ot_ac', 'g', 100, auto_commit => true);
+ROLLBACK;
+SELECT array_agg((payload->>'i')::int ORDER BY (payload->>'i')::int) AS rest
+FROM mq.fetch('ot_ac', 'g', 100, auto_commit => true);
+SELECT sum(lag) AS lag_left FROM mq.consumer_lag WHERE topic_name = 'ot_ac' AND group_name = 'g';
+SELECT count(*) AS nothing_new FROM mq.fetch('ot_ac', 'g', 100, auto_commit => true);
+-- with a member: it commits on the partitions it holds
+SELECT count(mq.publish('ot_ac', jsonb_build_object('i', i), key => 'k' || i)) AS published
+FROM generate_series(11, 14) i;
+SELECT mq.relay() AS relayed;
+SELECT count(*) AS member_fetched FROM mq.fetch('ot_ac', 'g', 100, member => 'm1', auto_commit => true);
+SELECT sum(lag) AS lag_left FROM mq.consumer_lag WHERE topic_name = 'ot_ac' AND group_name = 'g';
+SELECT mq.drop_topic('ot_ac') AS dropped;
+
+--
 -- drop: groups, topics, exchanges
 --
 SELECT mq.drop_group('ot_t', 'g_late') AS dropped;

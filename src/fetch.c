@@ -169,12 +169,13 @@ mq_fetch_plan(int32 topic_id)
 
 /*
  * mq_fetch
- *		mq.fetch(topic_name, group_name, max_messages, member, wait)
- *		RETURNS TABLE (partition, offset, key, payload, headers, message_id,
- *		published_at): records from the committed offsets of the partitions
- *		the member holds (all of them without a member), waiting up to wait
- *		for some to arrive.  Fetching again without committing returns the
- *		same records.
+ *		mq.fetch(topic_name, group_name, max_messages, member, wait,
+ *		auto_commit) RETURNS TABLE (partition, offset, key, payload, headers,
+ *		message_id, published_at): records from the committed offsets of the
+ *		partitions the member holds (all of them without a member), waiting
+ *		up to wait for some to arrive.  Fetching again without committing
+ *		returns the same records; with auto_commit, the fetch also commits
+ *		past what it returns, in the caller's transaction.
  */
 Datum
 mq_fetch(PG_FUNCTION_ARGS)
@@ -194,6 +195,8 @@ mq_fetch(PG_FUNCTION_ARGS)
 	ArrayType  *held;
 	int			nheld;
 	SPIPlanPtr	plan;
+	SPITupleTable *rows;
+	uint64		nrows;
 	uint64		i;
 
 	if (PG_ARGISNULL(2) || PG_GETARG_INT32(2) < 1)
@@ -297,8 +300,38 @@ mq_fetch(PG_FUNCTION_ARGS)
 		mq_wait_until(slot, generation, deadline);
 	}
 
-	for (i = 0; i < SPI_processed; i++)
-		tuplestore_puttuple(store, SPI_tuptable->vals[i]);
+	rows = SPI_tuptable;
+	nrows = SPI_processed;
+	for (i = 0; i < nrows; i++)
+		tuplestore_puttuple(store, rows->vals[i]);
+
+	/* auto_commit: each returned partition's committed offset moves past it */
+	if (!PG_ARGISNULL(5) && PG_GETARG_BOOL(5) && nrows > 0)
+	{
+		int64	   *next = palloc(sizeof(int64) * partitions);
+		int32		p;
+
+		for (p = 0; p < partitions; p++)
+			next[p] = -1;
+		for (i = 0; i < nrows; i++)
+		{
+			int64		off;
+
+			p = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+			off = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+			if (p >= 0 && p < partitions && off + 1 > next[p])
+				next[p] = off + 1;
+		}
+		for (p = 0; p < partitions; p++)
+		{
+			if (next[p] < 0)
+				continue;
+			values[0] = Int32GetDatum(group_id);
+			values[1] = Int32GetDatum(p);
+			values[2] = Int64GetDatum(next[p]);
+			mq_stmt_exec(&mq_stmt_commit_update, values, NULL, 0);
+		}
+	}
 	SPI_finish();
 	return (Datum) 0;
 }

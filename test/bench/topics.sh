@@ -18,7 +18,8 @@
 #            outbox rows preloaded, then mq.relay(BENCH_RELAY_BATCH) in a
 #            loop, one transaction each, until the outbox is empty.
 #   fetch    1 consumer: mq.fetch(500) + mq.commit of every partition it
-#            returned, over a backlog of BENCH_FETCH_RECORDS records, against
+#            returned, and mq.fetch(500, auto_commit => true), over a
+#            backlog of BENCH_FETCH_RECORDS records, against
 #            PgQ's batch read (next_batch / get_batch_events / finish_batch).
 #   latency  one publisher, LAT_RATE records/s, one per transaction; one
 #            consumer waiting in mq.fetch(wait => '5 seconds'); latency from
@@ -352,13 +353,14 @@ measure_relay() {
 	fi
 }
 
-# measure_fetch SYSTEM ROUND (SYSTEM: mq or pgq)
+# measure_fetch SYSTEM ROUND (SYSTEM: mq, auto or pgq)
 measure_fetch() {
 	local sys=$1 round=$2 tag="fetch_${1}_r$2" script before after elapsed rate nb remaining
 	nb=$((BENCH_FETCH_RECORDS / FETCH_BATCH))
 	reset_all
-	if [ "$sys" = mq ]; then
+	if [ "$sys" = mq ] || [ "$sys" = auto ]; then
 		script=topic_fetch_mq.sql
+		[ "$sys" = auto ] && script=topic_fetch_auto_mq.sql
 		qc "SELECT mq.create_topic('tf', 4)" >/dev/null
 		load_topic tf "$BENCH_FETCH_RECORDS"
 		qc "SELECT mq.create_group('tf', 'g', 'earliest')" >/dev/null
@@ -534,10 +536,10 @@ fi
 
 if want fetch; then
 	mq_log "group fetch + commit vs PgQ batch read"
-	systems=(mq pgq)
+	systems=(mq pgq auto)
 	for round in $(seq 1 "$BENCH_ROUNDS"); do
-		for i in 0 1; do
-			measure_fetch "${systems[$(((i + round - 1) % 2))]}" "$round"
+		for i in 0 1 2; do
+			measure_fetch "${systems[$(((i + round - 1) % 3))]}" "$round"
 		done
 	done
 fi
@@ -576,7 +578,9 @@ T_END=$(date +%s)
 	if want fetch; then
 		m=$(result fetch:mq)
 		p=$(result fetch:pgq)
+		a=$(result fetch:auto)
 		echo "| group fetch $FETCH_BATCH + commit vs PgQ batch read (1 consumer), msgs/s | $(cell "$m") | $(cell "$p") | $(ratio "$m" "$p" 1.00) |"
+		echo "| group fetch $FETCH_BATCH with \`auto_commit\` vs PgQ batch read (1 consumer), msgs/s | $(cell "$a") | $(cell "$p") | $(ratio "$a" "$p" 1.00) |"
 	fi
 	if want latency && [ -n "$LAT_LINE" ]; then
 		IFS='|' read -r _ _ l50 _ l99 _ _ _ <<<"$LAT_LINE"
@@ -596,7 +600,10 @@ T_END=$(date +%s)
 			echo "| publish + relay, mq.publish | $(range publish:mq+relay) | |"
 		fi
 		if want relay; then echo "| relay | $(range relay:mq) | – |"; fi
-		if want fetch; then echo "| group fetch / PgQ batch read | $(range fetch:mq) | $(range fetch:pgq) |"; fi
+		if want fetch; then
+			echo "| group fetch + commit / PgQ batch read | $(range fetch:mq) | $(range fetch:pgq) |"
+			echo "| group fetch with auto_commit | $(range fetch:auto) | |"
+		fi
 		echo
 	fi
 	if want publish; then
