@@ -19,8 +19,9 @@
  * transaction sees the rows, as it would see an INSERT's), before a
  * subtransaction commits (so the rows carry its xid), before the
  * transaction commits or prepares, and whenever it holds
- * MQ_OUTBOX_BUFFER_ROWS rows.  Rows of a subtransaction that aborts are
- * dropped with it; an aborting transaction drops all.
+ * MQ_OUTBOX_BUFFER_ROWS rows or MQ_OUTBOX_BUFFER_BYTES of values.  Rows of
+ * a subtransaction that aborts are dropped with it; an aborting
+ * transaction drops all.
  *
  *-------------------------------------------------------------------------
  */
@@ -32,8 +33,9 @@
 #include "utils/datum.h"
 #include "utils/memutils.h"
 
-/* rows held before they are written regardless of statement end */
+/* rows, and bytes of their values, held before they are written anyway */
 #define MQ_OUTBOX_BUFFER_ROWS 1000
+#define MQ_OUTBOX_BUFFER_BYTES (8 * 1024 * 1024)
 
 /*
  * mq.outbox as publish and publish_batch write it (Debezium's columns plus
@@ -55,6 +57,7 @@ typedef struct MqOutboxBuffer
 {
 	MemoryContext cxt;			/* child of TopTransactionContext */
 	int			nrows;
+	Size		nbytes;			/* of the variable-length values held */
 	int			nestlevel[MQ_OUTBOX_BUFFER_ROWS];	/* of the adding subxact */
 	Datum		values[MQ_OUTBOX_BUFFER_ROWS * MQ_OUTBOX_NCOLS];
 	bool		nulls[MQ_OUTBOX_BUFFER_ROWS * MQ_OUTBOX_NCOLS];
@@ -110,7 +113,9 @@ mq_outbox_buffer_add(const Datum *values, const bool *nulls)
 	int			base;
 	int			i;
 
-	if (mq_outbox_buffer != NULL && mq_outbox_buffer->nrows >= MQ_OUTBOX_BUFFER_ROWS)
+	if (mq_outbox_buffer != NULL &&
+		(mq_outbox_buffer->nrows >= MQ_OUTBOX_BUFFER_ROWS ||
+		 mq_outbox_buffer->nbytes >= MQ_OUTBOX_BUFFER_BYTES))
 		mq_outbox_buffer_flush();
 	if (mq_outbox_buffer == NULL)
 	{
@@ -121,6 +126,7 @@ mq_outbox_buffer_add(const Datum *values, const bool *nulls)
 		buf = MemoryContextAlloc(cxt, sizeof(MqOutboxBuffer));
 		buf->cxt = cxt;
 		buf->nrows = 0;
+		buf->nbytes = 0;
 		mq_outbox_buffer = buf;
 	}
 	buf = mq_outbox_buffer;
@@ -140,6 +146,8 @@ mq_outbox_buffer_add(const Datum *values, const bool *nulls)
 		if (mq_outbox_typlen[i] == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(v)))
 			v = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(v)));
 		buf->values[base + i] = datumCopy(v, mq_outbox_byval[i], mq_outbox_typlen[i]);
+		if (mq_outbox_typlen[i] == -1)
+			buf->nbytes += VARSIZE_ANY(DatumGetPointer(buf->values[base + i]));
 	}
 	MemoryContextSwitchTo(oldcxt);
 	buf->nestlevel[buf->nrows] = GetCurrentTransactionNestLevel();
