@@ -297,6 +297,51 @@ SELECT count(*) AS ready, bool_and(headers ? 'mq_event_id') AS with_event_ids
 FROM mq.poll('dw_buf', 3000);
 
 --
+-- the relay's C pass (a batch that goes to topics only) and its SQL pass
+-- (mq._relay_sql) place the same records at the same partitions and
+-- offsets; a batch that also holds a queue's row goes to the SQL pass
+--
+SELECT mq.create_topic('dw_rc', 4), mq.create_topic('dw_rs', 4);
+SELECT count(*) AS published FROM (
+    SELECT mq.publish(t, jsonb_build_object('i', i), key => k)
+    FROM unnest(ARRAY['dw_rc', 'dw_rs']) t,
+         generate_series(1, 40) i,
+         LATERAL (SELECT (ARRAY['a', 'b', 'ключ', 'x.y', ''])[1 + i % 5] || (i % 7)::text AS k) kk
+    ORDER BY t, i) s;
+-- dw_rc's rows come first in seq order: 40 rows to one topic, the C pass
+SELECT mq.relay(40) AS relayed_c;
+SELECT mq._relay_sql(40) AS relayed_sql;
+SELECT (SELECT count(*) FROM mq.topic_record r JOIN mq.topic t USING (topic_id) WHERE t.topic_name = 'dw_rc') AS c_records,
+       (SELECT count(*) FROM mq.topic_record r JOIN mq.topic t USING (topic_id) WHERE t.topic_name = 'dw_rs') AS sql_records;
+SELECT count(*) AS differences FROM (
+    (SELECT r.partition, r."offset", r.key, r.payload FROM mq.topic_record r JOIN mq.topic t USING (topic_id) WHERE t.topic_name = 'dw_rc'
+     EXCEPT
+     SELECT r.partition, r."offset", r.key, r.payload FROM mq.topic_record r JOIN mq.topic t USING (topic_id) WHERE t.topic_name = 'dw_rs')
+    UNION ALL
+    (SELECT r.partition, r."offset", r.key, r.payload FROM mq.topic_record r JOIN mq.topic t USING (topic_id) WHERE t.topic_name = 'dw_rs'
+     EXCEPT
+     SELECT r.partition, r."offset", r.key, r.payload FROM mq.topic_record r JOIN mq.topic t USING (topic_id) WHERE t.topic_name = 'dw_rc')) d;
+SELECT t.topic_name, p.partition, p.next_offset
+FROM mq.topic_partition p JOIN mq.topic t USING (topic_id)
+WHERE t.topic_name IN ('dw_rc', 'dw_rs') ORDER BY 2, 1;
+-- keyless records: seq modulo the partition count, dense offsets
+SELECT count(mq.publish('dw_rc', jsonb_build_object('n', i))) AS published FROM generate_series(1, 8) i;
+SELECT mq.relay() AS relayed;
+SELECT partition, count(*) AS records, max("offset") + 1 = (SELECT next_offset FROM mq.topic_partition p WHERE p.topic_id = r.topic_id AND p.partition = r.partition) AS dense
+FROM mq.topic_record r JOIN mq.topic t USING (topic_id)
+WHERE t.topic_name = 'dw_rc' AND r.key IS NULL GROUP BY r.topic_id, partition ORDER BY partition;
+-- a batch with a queue's row as well goes to the SQL pass, in seq order
+SELECT mq.create_queue('dw_rq');
+SELECT mq.publish('dw_rc', '{"mixed": 1}', key => 'm') IS NOT NULL AS t1,
+       mq.publish('dw_rq', '{"mixed": 2}') IS NOT NULL AS q1,
+       mq.publish('dw_rc', '{"mixed": 3}', key => 'm') IS NOT NULL AS t2;
+SELECT mq.relay() AS relayed;
+SELECT payload FROM mq.topic_record r JOIN mq.topic t USING (topic_id)
+WHERE t.topic_name = 'dw_rc' AND r.key = 'm' ORDER BY "offset";
+SELECT payload FROM mq.poll('dw_rq');
+SELECT mq.drop_topic('dw_rc') AND mq.drop_topic('dw_rs') AND mq.drop_queue('dw_rq') AS dropped;
+
+--
 -- clean up
 --
 SELECT mq.drop_topic('dw_t') AND mq.drop_topic('dw_t_ref') AS topics_dropped;
