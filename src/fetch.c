@@ -46,6 +46,26 @@ static MqStmt mq_stmt_commit_lookup = {
 	3, {TEXTOID, TEXTOID, INT4OID}
 };
 
+/*
+ * $1 topic name, $2 group name, $3 partition, $4 next offset: commit when
+ * the group and partition exist and the offset is within the partition;
+ * no row updated means one of them is wrong
+ */
+static MqStmt mq_stmt_commit_fast = {
+	"UPDATE mq.group_offset o"
+	"   SET committed_offset = $4, committed_at = pg_catalog.clock_timestamp()"
+	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
+	"  JOIN mq.topic_partition p"
+	"    ON p.topic_id = t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
+	" WHERE t.topic_name OPERATOR(pg_catalog.=) $1"
+	"   AND g.group_name OPERATOR(pg_catalog.=) $2"
+	"   AND o.group_id OPERATOR(pg_catalog.=) g.group_id"
+	"   AND o.partition OPERATOR(pg_catalog.=) $3"
+	"   AND $4 OPERATOR(pg_catalog.>=) 0"
+	"   AND $4 OPERATOR(pg_catalog.<=) p.next_offset",
+	4, {TEXTOID, TEXTOID, INT4OID, INT8OID}
+};
+
 /* $1 group id, $2 member, $3 partitions, $4 partition: does member hold it? */
 static MqStmt mq_stmt_commit_holds = {
 	"SELECT $4 OPERATOR(pg_catalog.=) ANY (mq._assign(g, $2, $3, false))"
@@ -381,6 +401,24 @@ mq_commit(PG_FUNCTION_ARGS)
 
 	mq_check_writable("mq.commit()");
 	SPI_connect();
+
+	/* the common case in one statement: no member, every argument valid */
+	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1) && !PG_ARGISNULL(2) &&
+		!PG_ARGISNULL(3) && PG_ARGISNULL(4))
+	{
+		values[0] = PG_GETARG_DATUM(0);
+		values[1] = PG_GETARG_DATUM(1);
+		values[2] = PG_GETARG_DATUM(2);
+		values[3] = PG_GETARG_DATUM(3);
+		mq_stmt_exec(&mq_stmt_commit_fast, values, NULL, 0);
+		if (SPI_processed > 0)
+		{
+			SPI_finish();
+			PG_RETURN_VOID();
+		}
+		/* nothing moved: find out why below */
+	}
+
 	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1))
 	{
 		values[0] = PG_GETARG_DATUM(0);
