@@ -288,6 +288,14 @@ BEGIN
         NULL;
     END;
 END $$;
+-- large payloads: 30 MB in one statement; the buffer is written each time
+-- it holds 8 MB, and every row arrives
+BEGIN;
+SELECT count(mq.publish('dw_buf', jsonb_build_object('big', repeat('x', 1000000)))) AS published
+FROM generate_series(1, 30);
+SELECT count(*) AS big_rows, min(length(payload->>'big')) AS min_len
+FROM mq.outbox WHERE aggregatetype = 'dw_buf' AND payload ? 'big';
+ROLLBACK;
 SELECT count(*) AS outbox_rows,
        count(*) FILTER (WHERE (payload->>'n')::int BETWEEN 2504 AND 2510) AS from_cursor,
        array_agg((payload->>'n')::int ORDER BY seq) FILTER (WHERE (payload->>'n')::int > 3000) AS from_do_block
