@@ -205,6 +205,26 @@ SELECT pg_temp.err($$SELECT mq.publish_batch('dw_q', ARRAY['{"p": "publish_batch
 RESET ROLE;
 SELECT mq.relay() AS relayed;
 SELECT payload FROM mq.pop('dw_q', 10) ORDER BY payload->>'p';
+-- the relay's C pass (topics only) needs what the SQL pass needs: INSERT
+-- on mq.topic_record (not on the topic's segment tables) and DELETE on
+-- mq.outbox, besides reading the outbox and advancing the partitions
+SELECT mq.create_topic('dw_pt', 2);
+SELECT mq.publish('dw_pt', '{"p": "relayed by a role"}', key => 'a') IS NOT NULL AS published;
+GRANT SELECT ON mq.outbox, mq.topic_partition TO regress_mq_writer;
+GRANT UPDATE ON mq.topic_partition TO regress_mq_writer;
+SET ROLE regress_mq_writer;
+SELECT pg_temp.err($$SELECT mq.relay()$$) AS relay;
+RESET ROLE;
+GRANT INSERT ON mq.topic_record TO regress_mq_writer;
+SET ROLE regress_mq_writer;
+SELECT pg_temp.err($$SELECT mq.relay()$$) AS relay;
+RESET ROLE;
+GRANT DELETE ON mq.outbox TO regress_mq_writer;
+SET ROLE regress_mq_writer;
+SELECT mq.relay() AS relayed;
+RESET ROLE;
+SELECT count(*) AS records FROM mq.topic_record r JOIN mq.topic t USING (topic_id) WHERE t.topic_name = 'dw_pt';
+SELECT mq.drop_topic('dw_pt') AS dropped;
 DROP OWNED BY regress_mq_writer;
 DROP ROLE regress_mq_writer;
 

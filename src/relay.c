@@ -29,7 +29,10 @@
 #include "miscadmin.h"
 #include "storage/itemptr.h"
 #include "storage/lock.h"
+#include "catalog/namespace.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/uuid.h"
 
@@ -112,6 +115,27 @@ mq_relay_partition(text *key, int64 seq, int32 partitions)
 }
 
 /*
+ * mq_relay_check_acl
+ *		Raise the error a statement would raise unless the current user has
+ *		privilege mode on table mq.<relname>.
+ */
+static void
+mq_relay_check_acl(const char *relname, AclMode mode)
+{
+	Oid			relid = get_relname_relid(relname, get_namespace_oid("mq", false));
+	AclResult	aclresult;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table mq.%s is missing", relname),
+				 errhint("Reinstall the extension with DROP EXTENSION mq; CREATE EXTENSION mq.")));
+	aclresult = pg_class_aclcheck(relid, GetUserId(), mode);
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, relname);
+}
+
+/*
  * mq_relay_topics
  *		Relay a batch whose rows all go to topics (dest_id[] per row).
  *		Returns false, having changed nothing, if the SQL pass must take the
@@ -172,6 +196,14 @@ mq_relay_topics(SPITupleTable *rows, uint64 n, const int32 *dest_id)
 		topics[t].nrows++;
 	}
 
+	/*
+	 * Privileges as the SQL pass would need them: INSERT on mq.topic_record
+	 * (a partition's own are not checked when rows are routed through the
+	 * parent) and DELETE on mq.outbox.
+	 */
+	mq_relay_check_acl("topic_record", ACL_INSERT);
+	mq_relay_check_acl("outbox", ACL_DELETE);
+
 	/* every topic's current segment must be there before anything moves */
 	segments = palloc0(sizeof(MqDirectRel) * ntopics);
 	for (t = 0; t < ntopics; t++)
@@ -229,7 +261,7 @@ mq_relay_topics(SPITupleTable *rows, uint64 n, const int32 *dest_id)
 			tp->touched[part] = true;
 			r++;
 		}
-		mq_direct_open(&d, &segments[t], "mq.relay()", true);
+		mq_direct_open(&d, &segments[t], "mq.relay()", false);
 		mq_direct_insert_many(&d, tp->nrows, values, nulls);
 		mq_direct_close(&d);
 	}
