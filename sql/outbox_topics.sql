@@ -416,9 +416,10 @@ SELECT mq.seek('ot_t', 'g_early', to_offset => 0, to_position => 'earliest');
 SELECT mq.seek('ot_t', 'g_early', to_offset => 0, to_time => now());
 SELECT mq.seek('ot_t', 'g_early', to_time => now(), to_position => 'latest');
 SELECT mq.seek('ot_t', 'g_early', to_position => 'middle');
--- bad fetch arguments: 22023
+-- bad fetch arguments: 22023, and 22004 for a NULL wait
 SELECT * FROM mq.fetch('ot_t', 'g_early', 0);
 SELECT * FROM mq.fetch('ot_t', 'g_early', wait => '-1 second');
+SELECT * FROM mq.fetch('ot_t', 'g_early', wait => NULL);
 -- NULL and invalid names: 22004, 42602
 SELECT mq.create_topic(NULL);
 SELECT mq.create_topic('a b');

@@ -83,6 +83,8 @@ mq_direct_lookup_ext(MqDirectRel *dr, bool missing_ok)
 							dr->relname, dr->colnames[i]),
 					 errhint("Install the mq library that matches the extension's SQL version.")));
 		dr->attnum[i] = attnum;
+		dr->attbyval[i] = TupleDescAttr(desc, attnum - 1)->attbyval;
+		dr->attlen[i] = TupleDescAttr(desc, attnum - 1)->attlen;
 	}
 	for (i = 0; i < desc->natts; i++)
 		if (!TupleDescAttr(desc, i)->attisdropped)

@@ -31,6 +31,7 @@
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
+#include "utils/array.h"
 #include "utils/timestamp.h"
 
 /* Longest queue name, in bytes; like an SQL identifier. */
@@ -201,6 +202,8 @@ typedef struct MqDirectRel
 	uint64		generation;		/* mq_catalog_generation when looked up */
 	int			natts;			/* attributes incl. dropped ones */
 	AttrNumber	attnum[MQ_DIRECT_MAX_COLS];
+	bool		attbyval[MQ_DIRECT_MAX_COLS];	/* of each supplied column */
+	int16		attlen[MQ_DIRECT_MAX_COLS];
 } MqDirectRel;
 
 typedef struct MqDirect
@@ -245,5 +248,7 @@ extern text *mq_arg_queue_name(FunctionCallInfo fcinfo, int argno);
 extern Interval *mq_arg_interval(FunctionCallInfo fcinfo, int argno,
 								 const char *argname, Interval *dflt);
 extern int32 mq_arg_max_messages(FunctionCallInfo fcinfo, int argno);
+extern int	mq_check_array(ArrayType *arr, const char *argname, bool nulls_ok);
+extern void mq_check_same_length(int n, int npayloads, const char *argname);
 
 #endif							/* MQ_H */

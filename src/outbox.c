@@ -47,12 +47,6 @@ MqDirectRel mq_rel_outbox = {
 	"created_at", "seq"}
 };
 
-/* by-value-ness and length of each column, in mq_rel_outbox's order */
-static const bool mq_outbox_byval[MQ_OUTBOX_NCOLS] =
-{false, false, false, false, false, false, true, true};
-static const int16 mq_outbox_typlen[MQ_OUTBOX_NCOLS] =
-{16, -1, -1, -1, -1, -1, 8, 8};
-
 typedef struct MqOutboxBuffer
 {
 	MemoryContext cxt;			/* child of TopTransactionContext */
@@ -108,6 +102,7 @@ mq_outbox_buffer_flush(void)
 void
 mq_outbox_buffer_add(const Datum *values, const bool *nulls)
 {
+	MqDirectRel *dr = &mq_rel_outbox;
 	MqOutboxBuffer *buf;
 	MemoryContext oldcxt;
 	int			base;
@@ -130,6 +125,8 @@ mq_outbox_buffer_add(const Datum *values, const bool *nulls)
 		mq_outbox_buffer = buf;
 	}
 	buf = mq_outbox_buffer;
+	/* the columns' by-value-ness and lengths come from the table */
+	(void) mq_direct_relid(dr);
 	oldcxt = MemoryContextSwitchTo(buf->cxt);
 	base = buf->nrows * MQ_OUTBOX_NCOLS;
 	for (i = 0; i < MQ_OUTBOX_NCOLS; i++)
@@ -143,10 +140,10 @@ mq_outbox_buffer_add(const Datum *values, const bool *nulls)
 			continue;
 		}
 		/* a value stored elsewhere is fetched now, while it surely exists */
-		if (mq_outbox_typlen[i] == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(v)))
+		if (dr->attlen[i] == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(v)))
 			v = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(v)));
-		buf->values[base + i] = datumCopy(v, mq_outbox_byval[i], mq_outbox_typlen[i]);
-		if (mq_outbox_typlen[i] == -1)
+		buf->values[base + i] = datumCopy(v, dr->attbyval[i], dr->attlen[i]);
+		if (dr->attlen[i] == -1)
 			buf->nbytes += VARSIZE_ANY(DatumGetPointer(buf->values[base + i]));
 	}
 	MemoryContextSwitchTo(oldcxt);

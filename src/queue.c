@@ -355,42 +355,6 @@ mq_send(PG_FUNCTION_ARGS)
 }
 
 /*
- * mq_check_array
- *		Complain unless arr is one-dimensional and (unless nulls_ok) free of
- *		NULLs.  Returns its length.
- */
-static int
-mq_check_array(ArrayType *arr, const char *argname, bool nulls_ok)
-{
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", argname)));
-	if (!nulls_ok && array_contains_nulls(arr))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not contain NULL elements", argname),
-				 errhint("Send a JSON null as 'null'::jsonb.")));
-	return ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
-}
-
-/*
- * mq_check_same_length
- *		Complain unless an optional per-message array matches the payloads.
- */
-static void
-mq_check_same_length(int n, int npayloads, const char *argname)
-{
-	if (n != npayloads)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s has %d elements but payloads has %d",
-						argname, n, npayloads),
-				 errhint("Pass one %s element per payload, or NULL for none.",
-						 argname)));
-}
-
-/*
  * mq_send_batch
  *		mq.send_batch(queue_name, payloads, headers, delay, dedup_keys)
  *		RETURNS SETOF bigint: one message per payload, ids in input order.

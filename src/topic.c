@@ -111,17 +111,18 @@ mq_outbox_trigger(PG_FUNCTION_ARGS)
 
 /*
  * mq_outbox_check_dest
- *		Complain unless dest names a queue, topic or exchange.
+ *		Complain unless dest names a queue, topic or exchange; hint (if not
+ *		NULL) tells the user where the name came from.
  */
 static void
-mq_outbox_check_dest(text *dest)
+mq_outbox_check_dest(text *dest, const char *hint)
 {
 	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no queue, topic or exchange is called \"%s\"",
 						text_to_cstring(dest)),
-				 errhint("aggregatetype names the destination of the event.")));
+				 hint ? errhint("%s", hint) : 0));
 }
 
 /*
@@ -186,7 +187,7 @@ mq_outbox_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("aggregatetype (the destination) must not be NULL")));
 	dest = DatumGetTextPP(d);
-	mq_outbox_check_dest(dest);
+	mq_outbox_check_dest(dest, "aggregatetype names the destination of the event.");
 	d = heap_getattr(tup, att_key, desc, &isnull);
 	if (!isnull)
 		mq_outbox_lock_key(dest, DatumGetTextPP(d));
@@ -304,11 +305,7 @@ mq_publish_dest(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("destination must not be NULL")));
 	dest = PG_GETARG_TEXT_PP(0);
-	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("no queue, topic or exchange is called \"%s\"",
-						text_to_cstring(dest))));
+	mq_outbox_check_dest(dest, NULL);
 	return dest;
 }
 
@@ -365,17 +362,8 @@ mq_publish_array(FunctionCallInfo fcinfo, int argno, const char *argname,
 	if (PG_ARGISNULL(argno))
 		return;
 	arr = PG_GETARG_ARRAYTYPE_P(argno);
-	if (ARR_NDIM(arr) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s must be a one-dimensional array", argname)));
+	mq_check_same_length(mq_check_array(arr, argname, true), n, argname);
 	deconstruct_array(arr, elemtype, -1, false, TYPALIGN_INT, elems, nulls, &count);
-	if (count != n)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s has %d elements but payloads has %d", argname, count, n),
-				 errhint("Pass one %s element per payload, or NULL for none.",
-						 argname)));
 }
 
 /*
@@ -409,10 +397,8 @@ mq_publish_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("payloads must not be NULL")));
-	if (ARR_NDIM(PG_GETARG_ARRAYTYPE_P(1)) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("payloads must be a one-dimensional array")));
+	/* a NULL payload element is a NULL payload, as mq.publish accepts one */
+	(void) mq_check_array(PG_GETARG_ARRAYTYPE_P(1), "payloads", true);
 	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), JSONBOID, -1, false,
 					  TYPALIGN_INT, &pv, &pn, &n);
 	mq_publish_array(fcinfo, 2, "keys", TEXTOID, n, &kv, &kn);

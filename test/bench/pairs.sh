@@ -37,25 +37,16 @@ send1) CLIENTS=8 ;;
 	;;
 esac
 
-# the same payload and server settings as run.sh
-PAYLOAD='{"event": "order.created", "order_id": 1234567, "customer": "cust-000042", "total": 4299, "cur": "EUR"}'
-MQ_EXTRA_CONF="autovacuum_naptime = 1s
-${MQ_EXTRA_CONF:-}"
-export MQ_EXTRA_CONF
+# shellcheck source=common.sh
+source "$BENCH_DIR/common.sh"
 
 mq_setup
 
 q() { PGOPTIONS="-c client_min_messages=warning" mq_psql -At -v payload="$PAYLOAD" "$@"; }
-q >/dev/null <<'SQL'
+q >/dev/null <<SQL
 CREATE EXTENSION mq;
 SELECT mq.create_queue('b');
-CREATE TABLE bare (
-    id          bigserial PRIMARY KEY,
-    vt          timestamptz,
-    read_ct     int,
-    enqueued_at timestamptz,
-    payload     jsonb);
-CREATE INDEX bare_vt_idx ON bare (vt);
+$BARE_DDL
 VACUUM ANALYZE;
 CHECKPOINT;
 SQL

@@ -43,15 +43,9 @@ BENCH_PGSS=${BENCH_PGSS:-0}
 BENCH_OUT=${BENCH_OUT:-$(mktemp -d /tmp/mq-bench.XXXXXX)}
 mkdir -p "$BENCH_OUT"
 
-# The same ~100-byte JSON object for every workload and every system.
-PAYLOAD='{"event": "order.created", "order_id": 1234567, "customer": "cust-000042", "total": 4299, "cur": "EUR"}'
+# shellcheck source=common.sh
+source "$BENCH_DIR/common.sh"
 PGQ_TICK_EVENTS=500            # events per PgQ batch (PgQ's ticker_max_count default)
-
-# Queue tables churn: vacuum them as soon as their thresholds are crossed
-# (the same setting serves mq and the bare reference).  See doc/design.md.
-MQ_EXTRA_CONF="autovacuum_naptime = 1s
-${MQ_EXTRA_CONF:-}"
-export MQ_EXTRA_CONF
 
 if [ "$BENCH_PGSS" = 1 ]; then
 	# shellcheck disable=SC2089 # the quotes are for postgresql.conf
@@ -126,15 +120,7 @@ prepare() {
 		fi
 		qc "VACUUM ANALYZE mq.queue_message" ;;
 	bare)
-		q <<'SQL'
-CREATE TABLE bare (
-    id          bigserial PRIMARY KEY,
-    vt          timestamptz,
-    read_ct     int,
-    enqueued_at timestamptz,
-    payload     jsonb);
-CREATE INDEX bare_vt_idx ON bare (vt);
-SQL
+		q <<<"$BARE_DDL"
 		if [ "$wl" = consume ]; then
 			qc "INSERT INTO bare (vt, read_ct, enqueued_at, payload)
 			      SELECT now(), 0, now(), :'payload'::jsonb

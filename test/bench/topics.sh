@@ -64,12 +64,10 @@ BENCH_PGSS=${BENCH_PGSS:-0}
 BENCH_OUT=${BENCH_OUT:-$(mktemp -d /tmp/mq-topics.XXXXXX)}
 mkdir -p "$BENCH_OUT"
 
-# The same ~100-byte JSON object as run.sh.
-PAYLOAD='{"event": "order.created", "order_id": 1234567, "customer": "cust-000042", "total": 4299, "cur": "EUR"}'
+# shellcheck source=common.sh
+source "$BENCH_DIR/common.sh"
 FETCH_BATCH=500                # mq.fetch max_messages, and events per PgQ batch
 
-MQ_EXTRA_CONF="autovacuum_naptime = 1s
-${MQ_EXTRA_CONF:-}"
 if [ "$BENCH_PGSS" = 1 ]; then
 	# shellcheck disable=SC2089 # the quotes are for postgresql.conf
 	MQ_EXTRA_CONF="shared_preload_libraries = 'mq,pg_stat_statements'
