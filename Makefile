@@ -21,7 +21,7 @@ OBJS = \
 	src/outbox.o \
 	src/relay.o
 
-DATA = mq--0.1.0.sql
+DATA = mq--0.1.0.sql mq--0.1.0--0.2.0.sql
 PGFILEDESC = "mq - message broker inside PostgreSQL"
 
 REGRESS = $(basename $(notdir $(wildcard sql/*.sql)))

@@ -5,6 +5,8 @@
 #   pg_prove   (test/pgtap/*.sql)   finer checks with pgTAP
 #   isolation  (test/isolation)     concurrency specs
 #   crash      (test/crash/*.sh)    kill -9 under load, then count
+#   faults     (test/faults/*.sh)   hostile settings, inputs and roles vs the worker
+#   ops        (test/ops/*.sh)      dump/restore, upgrade, standby, pooler, decoding
 #
 # Prints a pass/fail line per suite and a closing "N passed, N failed"
 # line; exits non-zero if anything failed.  MQ_SUITES="regress tap" runs a
@@ -21,7 +23,7 @@ failures=()
 suite() {
 	local name=$1
 	shift
-	case " ${MQ_SUITES:-regress tap isolation crash} " in
+	case " ${MQ_SUITES:-regress tap isolation crash faults ops} " in
 	*" $name "*) ;;
 	*) return 0 ;;
 	esac
@@ -67,12 +69,20 @@ run_isolation() {
 	return $rc
 }
 
-run_crash() {
+# run_scripts DIR: every DIR/*.sh against the running cluster; MQ_SCRIPTS
+# (a space-separated list of base names) runs only those.
+run_scripts() {
 	local rc=0 s
-	for s in test/crash/*.sh; do
+	for s in "$1"/*.sh; do
 		[ -e "$s" ] || continue
-		mq_log "crash script: $s"
-		bash "$s" || rc=1
+		if [ -n "${MQ_SCRIPTS:-}" ]; then
+			case " $MQ_SCRIPTS " in
+			*" $(basename "$s" .sh) "*) ;;
+			*) continue ;;
+			esac
+		fi
+		mq_log "script: $s"
+		bash "$s" || { rc=1; echo "script $s: FAILED"; }
 	done
 	return $rc
 }
@@ -80,7 +90,9 @@ run_crash() {
 suite regress run_regress
 suite tap run_tap
 suite isolation run_isolation
-suite crash run_crash
+suite crash run_scripts test/crash
+suite faults run_scripts test/faults
+suite ops run_scripts test/ops
 
 echo
 if [ $failed -gt 0 ]; then
