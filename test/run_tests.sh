@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test/run_tests.sh: the whole test suite, on a throwaway cluster.
 #
+#   lint       (test/lint/*.sh)     static checks of the scripts
 #   pg_regress (make installcheck)  the API contract, every error case
 #   pg_prove   (test/pgtap/*.sql)   finer checks with pgTAP
 #   isolation  (test/isolation)     concurrency specs
@@ -23,7 +24,7 @@ failures=()
 suite() {
 	local name=$1
 	shift
-	case " ${MQ_SUITES:-regress tap isolation crash faults ops} " in
+	case " ${MQ_SUITES:-lint regress tap isolation crash faults ops} " in
 	*" $name "*) ;;
 	*) return 0 ;;
 	esac
@@ -87,6 +88,7 @@ run_scripts() {
 	return $rc
 }
 
+suite lint run_scripts test/lint
 suite regress run_regress
 suite tap run_tap
 suite isolation run_isolation
