@@ -30,6 +30,7 @@
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "utils/array.h"
 #include "utils/timestamp.h"
@@ -55,6 +56,33 @@ typedef struct MqQueue
 	Interval	message_ttl;
 	Interval	dedup_window;
 } MqQueue;
+
+/*
+ * mq's heavyweight locks.  Every lock mq takes on one of its own objects or
+ * activities is an advisory-lock tag whose fourth field is MQ_LOCKTAG_SPACE:
+ * user advisory locks (pg_advisory_lock and friends) only ever use 1 and 2
+ * there, so no user lock can collide with or block on one of mq's.  The
+ * second field is the class below, the third the object (a queue id, a
+ * hash, ...).  pg_locks shows them as locktype 'advisory' with objsubid
+ * MQ_LOCKTAG_SPACE.  Add new classes here, never reuse a number.
+ */
+#define MQ_LOCKTAG_SPACE 0x6d71
+
+typedef enum MqLockClass
+{
+	MQ_LOCK_WORKER_PASS = 1,	/* one maintenance pass per database */
+	MQ_LOCK_RELAY = 2,			/* one relay pass per database */
+	MQ_LOCK_QUEUE = 3,			/* a queue: shared to use, exclusive to change */
+	MQ_LOCK_TOPIC = 4,			/* a topic: likewise */
+	MQ_LOCK_EXCHANGE = 5,		/* an exchange: likewise */
+	MQ_LOCK_NAME = 6,			/* hash of an object name, while creating */
+	MQ_LOCK_PUBLISH_KEY = 7,	/* hash of (destination, key) of publishers */
+	MQ_LOCK_GROUP = 8			/* a consumer group */
+} MqLockClass;
+
+#define MQ_SET_LOCKTAG(tag, cls, id) \
+	SET_LOCKTAG_ADVISORY((tag), MyDatabaseId, (uint32) (cls), (uint32) (id), \
+						 MQ_LOCKTAG_SPACE)
 
 /* Shared memory sizes */
 #define MQ_WAIT_SLOTS 1024
