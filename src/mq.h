@@ -136,14 +136,62 @@ typedef struct MqCounterSlot
 	pg_atomic_uint64 n[MQ_NCOUNTERS];
 } MqCounterSlot;
 
-/* One per-database worker, as the launcher and the worker see it. */
+/*
+ * What mq.worker_status shows of one database's worker.  Written under
+ * mq_shared->lock by the worker (its passes) and by the launcher (its
+ * launches); read by mq._worker_status().
+ */
+#define MQ_STATUS_ERROR_LEN 256
+
+typedef enum MqWorkerState
+{
+	MQ_WS_STOPPED = 0,			/* no process (waiting for the launcher) */
+	MQ_WS_STARTING,				/* connecting */
+	MQ_WS_IDLE,					/* between passes */
+	MQ_WS_RELAY,				/* in the relay step of a pass */
+	MQ_WS_MAINTENANCE,			/* in the maintenance step of a pass */
+	MQ_WS_BACKOFF,				/* waiting after a failed pass */
+	MQ_WS_HELD					/* stopped for DROP/RENAME/COPY DATABASE */
+} MqWorkerState;
+
+/* bounds a worker can hit (MqWorkerStatus.bounds) */
+#define MQ_BOUND_BGW_SLOTS		0x01	/* max_worker_processes: no slot */
+#define MQ_BOUND_RELAY_BATCH	0x02	/* last relay step filled its batch */
+
+typedef struct MqWorkerStatus
+{
+	MqWorkerState state;
+	TimestampTz started_at;		/* process start, 0 when not running */
+	TimestampTz pass_started;	/* current pass, 0 between passes */
+	TimestampTz last_pass_started;
+	int64		last_pass_us;	/* duration of the last pass */
+	uint64		passes;			/* completed passes (ok or failed) */
+	uint64		failed_passes;
+	uint64		rows_relayed;
+	uint64		launches;		/* registrations by the launcher */
+	int32		consecutive_failures;
+	TimestampTz last_error_at;
+	TimestampTz next_retry;		/* backoff: no pass (or launch) before */
+	uint32		bounds;			/* MQ_BOUND_* hit */
+	char		version[16];	/* installed extension version */
+	char		last_error[MQ_STATUS_ERROR_LEN];
+} MqWorkerStatus;
+
+/*
+ * One database with mq (or being probed or held), as the launcher, its
+ * worker and the utility hook see it.  Under mq_shared->lock.
+ */
 typedef struct MqDbWorker
 {
 	Oid			dboid;			/* InvalidOid: free slot */
-	pid_t		pid;			/* 0 when not running */
+	pid_t		pid;			/* worker process, 0 when not running */
 	Latch	   *latch;
 	bool		recounted;		/* queue depths recounted since shmem init */
-	TimestampTz not_before;		/* don't (re)launch before this */
+	bool		wanted;			/* mq is installed: a worker should run */
+	bool		launch_requested;	/* CREATE EXTENSION committed since the
+									 * worker last looked */
+	pid_t		held_by;		/* backend running DROP/RENAME/COPY, or 0 */
+	MqWorkerStatus status;
 } MqDbWorker;
 
 typedef struct MqShared
@@ -158,6 +206,7 @@ typedef struct MqShared
 	MqCounterSlot counters[MQ_MAX_COUNTERS];
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
+	uint64		worker_registry_full;	/* databases refused a slot */
 	MqDbWorker	workers[MQ_MAX_DB_WORKERS];
 } MqShared;
 
@@ -166,6 +215,10 @@ extern MqShared *mq_shared;
 /* GUCs */
 extern bool mq_worker_enabled;
 extern int	mq_naptime_ms;
+extern int	mq_worker_backoff_max_ms;
+
+/* worker backoff: first delay after a failed pass, then doubled */
+#define MQ_BACKOFF_BASE_MS 1000
 
 /*
  * One SQL statement of a hot path.  The plan is prepared and saved on first
@@ -206,6 +259,8 @@ extern void mq_xact_relay_on_commit(void);
 extern void mq_worker_init(void);
 extern void mq_worker_wake(Oid dboid);
 extern void mq_worker_request_launch(Oid dboid);
+extern void mq_worker_pass_lock(void);
+extern int	mq_installed_version;	/* in a worker: e.g. 200 for 0.2.0 */
 
 /* catalog.c */
 extern void mq_check_queue_name(const char *name, int len);
