@@ -478,10 +478,10 @@ mq_utility_target(Node *node)
 			if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
 				dboid = get_database_oid(defGetString(opt), true);
 		}
-		/* a template database never runs a worker */
+		/* (a database made a template keeps the worker it had) */
 		if (!OidIsValid(dboid) || dboid == MyDatabaseId ||
-			mq_db_is_template(dboid) || !have_createdb_privilege() ||
-			!mq_own_database(dboid) ||
+			!have_createdb_privilege() ||
+			!(mq_db_is_template(dboid) || mq_own_database(dboid)) ||
 			OidIsValid(get_database_oid(stmt->dbname, true)))
 			return InvalidOid;
 		return dboid;

@@ -63,8 +63,8 @@ wait_worker() {
 # workers (Workers Launched > 0 in EXPLAIN ANALYZE).
 parallel_check() {
 	local n
-	sql postgres "CREATE TABLE IF NOT EXISTS mq_fault_par AS
-	              SELECT g FROM generate_series(1, 100000) g" >/dev/null
+	PGOPTIONS='-c client_min_messages=warning' sql postgres \
+		"CREATE TABLE IF NOT EXISTS mq_fault_par AS SELECT g FROM generate_series(1, 100000) g" >/dev/null
 	n=$("${PSQL[@]}" -At -d postgres \
 		-c "SET max_parallel_workers_per_gather = 2" \
 		-c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
