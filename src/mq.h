@@ -7,13 +7,15 @@
  * through SPI plans that are prepared once per backend.  This header names
  * the pieces each file owns:
  *
- *	  mq.c		 module entry point (_PG_init), GUCs
+ *	  mq.c		 module entry point (_PG_init), GUCs, the preload check
  *	  catalog.c	 queue names: validation and the per-backend queue cache
  *	  queue.c	 send, send_batch, poll (incl. long poll), pop, ack, extend
  *	  xact.c	 what a transaction does at commit/abort: wake-ups,
  *				 counters, attempts of aborted deliveries
  *	  shmem.c	 shared memory: wait slots, counters, abort ring, workers
- *	  worker.c	 the launcher and per-database background workers
+ *	  worker.c	 the launcher, per-database workers (passes, backoff,
+ *				 settings), the DROP/RENAME/COPY DATABASE hook,
+ *				 mq.worker_status
  *	  topic.c	 murmur2, the outbox trigger, wait slots for mq.fetch
  *	  spi_util.c saved SPI plans and set-returning-function helpers
  *

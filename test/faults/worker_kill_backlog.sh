@@ -4,17 +4,18 @@
 #
 # 200,000 rows are written to the outbox (topic kb_t, 4 partitions) while
 # the worker is off; then, while it relays them:
-# 1. pg_terminate_backend in the middle of a pass: the worker must be gone
-#    within 2 s (a pass is interruptible), and a new one must start.
+# 1. pg_terminate_backend while the relay step waits on a lock another
+#    session holds for 8 s: the worker must be gone within 2 s (a pass is
+#    interruptible), and a new one must start.
 # 2. SIGSTOP of the new worker as soon as it is there, for 3 s, then
 #    SIGCONT: it goes on.
 # 3. kill -9 of the worker right after: the server restarts, and a worker
 #    resumes.
 # 4. Once the outbox is empty: exactly 200,000 records, one per row
 #    (distinct n), none missing.
-# 5. DROP DATABASE of another database whose worker is SIGSTOPped for 7 s
-#    (longer than PostgreSQL waits for other sessions): it must succeed
-#    once the worker is continued.
+# 5. DROP DATABASE of another database whose worker is SIGSTOPped for 16 s
+#    (longer than PostgreSQL, or mq 0.1, waited for other sessions): it
+#    must succeed once the worker is continued.
 # After 1, during 2 and after 3 parallel query elsewhere must still get its workers.
 NAME=worker_kill_backlog
 source "$(dirname "$0")/common.bash"
@@ -31,9 +32,12 @@ sql $DB "INSERT INTO mq.outbox (aggregatetype, aggregateid, payload)
 pid=$(wait_worker $DB 20) || die "no worker after mq.worker_enabled = on"
 remaining() { sql $DB "SELECT count(*) FROM mq.outbox"; }
 
-# 1. terminate in the middle of a pass
-for _ in $(seq 1 50); do
-	[ "$(sql postgres "SELECT state FROM pg_stat_activity WHERE pid = $pid")" = active ] && break
+# 1. terminate in the middle of a pass: its relay step waits on a lock
+( "${PSQL[@]}" -d $DB -c "BEGIN" -c "LOCK mq.topic_partition IN ACCESS EXCLUSIVE MODE" \
+	-c "SELECT pg_sleep(8)" -c "COMMIT" >/dev/null 2>&1 ) &
+locker=$!
+for _ in $(seq 1 100); do
+	[ "$(sql postgres "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $pid")" = Lock ] && break
 	sleep 0.05
 done
 t0=$(date +%s%N)
@@ -43,7 +47,11 @@ while kill -0 "$pid" 2>/dev/null; do
 	sleep 0.01
 done
 ms=$((($(date +%s%N) - t0) / 1000000))
-say "  1. terminated in $ms ms, $(remaining) rows left"
+kill $locker 2>/dev/null
+wait $locker 2>/dev/null
+sql postgres "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE datname = '$DB' AND query LIKE '%pg_sleep(8)%'" >/dev/null
+say "  1. terminated while its relay step waited on a lock: gone in $ms ms, $(remaining) rows left"
 [ "$ms" -le 2000 ] || bad "pg_terminate_backend took $ms ms to end the worker"
 parallel_check "after pg_terminate_backend"
 pid=$(wait_worker $DB 15 "$pid") || die "no worker after pg_terminate_backend"
@@ -89,7 +97,7 @@ new_db mq_f_kill2 mq
 p2=$(wait_worker mq_f_kill2 15) || die "no worker in mq_f_kill2"
 kill -STOP "$p2"
 t0=$SECONDS
-( sleep 7; kill -CONT "$p2" ) &
+( sleep 16; kill -CONT "$p2" ) &
 if sql postgres "DROP DATABASE mq_f_kill2"; then
 	say "  5. DROP DATABASE with a stopped worker: done after $((SECONDS - t0)) s"
 else

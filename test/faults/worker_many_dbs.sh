@@ -3,9 +3,11 @@
 # probing holds no long-lived worker slot, and the registry of databases
 # with mq does not fill up as databases come and go.
 #
-# 1. 12 databases without mq: while the launcher probes them (one at a
-#    time), sample the mq processes in them every 0.1 s for 12 s: at most 1
-#    at any time, none at the end, no "could not start" in the log.
+# 1. 12 databases without mq, and the server restarted with
+#    max_worker_processes = 8: while the launcher probes them (one at a
+#    time), for 4 s, sample the mq processes in them (at most 1 at any time,
+#    none at the end) and run parallel queries (each must get workers); no
+#    "could not start" in the log.
 # 2. 70 databases copied from a template that has mq, each registered with
 #    the launcher (as CREATE EXTENSION does), then dropped; then a new
 #    database with mq must get its worker within 15 s, and mq.worker_status
@@ -19,20 +21,38 @@ for i in $(seq 1 12); do
 	sql postgres "DROP DATABASE IF EXISTS mq_f_n$i" >/dev/null 2>&1
 	sql postgres "CREATE DATABASE mq_f_n$i" || die "cannot create mq_f_n$i"
 done
-most=0
-for _ in $(seq 1 120); do
+# restart with max_worker_processes = 8: every database is probed
+restart() {
+	"${MQ_RUNAS[@]}" "$MQ_PGBIN/pg_ctl" -D "$MQ_PGDATA" -l "$MQ_CLUSTER_DIR/server.log" \
+		-m fast -w -t 60 restart >/dev/null || die "cannot restart the server"
+}
+PGOPTIONS='-c client_min_messages=warning' sql postgres \
+	"CREATE TABLE IF NOT EXISTS mq_fault_par AS SELECT g FROM generate_series(1, 100000) g" >/dev/null
+sql postgres "ALTER SYSTEM SET max_worker_processes = 8" >/dev/null
+restart
+most=0 par_fail=0
+for _ in $(seq 1 30); do
 	n=$(sql postgres "SELECT count(*) FROM pg_stat_activity
 	                  WHERE backend_type = 'mq worker' AND datname LIKE 'mq\_f\_n%'")
 	[ "$n" -gt "$most" ] && most=$n
+	w=$("${PSQL[@]}" -At -d postgres -c "SET max_parallel_workers_per_gather = 2" \
+		-c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
+		-c "SET min_parallel_table_scan_size = 0" \
+		-c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) SELECT count(*) FROM mq_fault_par" |
+		sed -n 's/.*Workers Launched: \([0-9]*\).*/\1/p' | head -1)
+	[ "${w:-0}" -gt 0 ] || par_fail=$((par_fail + 1))
 	sleep 0.1
 done
 left=$(sql postgres "SELECT count(*) FROM pg_stat_activity
                      WHERE backend_type = 'mq worker' AND datname LIKE 'mq\_f\_n%'")
 cs=$(($(log_count 'could not start') - cs0))
-say "  1. 12 databases without mq: at most $most mq processes in them at once, $left at the end, $cs 'could not start'"
+say "  1. 12 databases without mq, max_worker_processes = 8, after a restart: at most $most mq processes in them at once, $left at the end, $cs 'could not start', $par_fail of 30 parallel queries without workers"
 [ "$most" -le 1 ] || bad "$most mq processes at once in databases without mq"
 [ "$left" -eq 0 ] || bad "$left mq processes left in databases without mq"
 [ "$cs" -eq 0 ] || bad "$cs 'could not start' messages"
+[ "$par_fail" -eq 0 ] || bad "$par_fail parallel queries got no workers"
+sql postgres "ALTER SYSTEM RESET max_worker_processes" >/dev/null
+restart
 parallel_check "with 12 databases without mq"
 for i in $(seq 1 12); do sql postgres "DROP DATABASE mq_f_n$i" >/dev/null; done
 
