@@ -14,7 +14,10 @@
  *				 counters, attempts of aborted deliveries
  *	  shmem.c	 shared memory: wait slots, counters, abort ring, workers
  *	  worker.c	 the launcher and per-database background workers
- *	  topic.c	 murmur2, the outbox trigger, wait slots for mq.fetch
+ *	  topic.c	 murmur2, the wait of mq.fetch on a topic's wait slot
+ *	  outbox.c	 publish, publish_batch, the outbox triggers, per-key
+ *				 locks, the publish buffer
+ *	  fetch.c	 fetch and commit of consumer groups
  *	  spi_util.c saved SPI plans and set-returning-function helpers
  *
  *-------------------------------------------------------------------------
@@ -255,7 +258,7 @@ extern void mq_direct_insert_many(MqDirect *d, int nrows, const Datum *values,
 								  const bool *nulls);
 extern void mq_direct_close(MqDirect *d);
 
-/* outbox.c: mq.publish's rows, written by the end of the statement */
+/* outbox.c: publishing; mq.publish's rows, written by the end of the statement */
 #define MQ_OUTBOX_NCOLS 8
 extern MqDirectRel mq_rel_outbox;
 extern void mq_outbox_init(void);
