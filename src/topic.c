@@ -1,8 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * topic.c
- *	  C support for topics: Kafka's murmur2 partitioner and the wait on a
- *	  topic's wait slot that mq.fetch sleeps in.
+ *	  C support for topics: Kafka's murmur2 partitioner.
  *
  * Topics, groups and exchanges themselves are SQL (see mq--0.1.0.sql);
  * publishing is in outbox.c, the consumer side in fetch.c, the relay in
@@ -12,15 +11,6 @@
  */
 #include "mq.h"
 
-#include "commands/trigger.h"
-#include "common/hashfn.h"
-#include "storage/lock.h"
-#include "miscadmin.h"
-#include "pgstat.h"
-#include "utils/builtins.h"
-#include "utils/array.h"
-#include "utils/lsyscache.h"
-#include "utils/uuid.h"
 
 PG_FUNCTION_INFO_V1(mq_murmur2);
 
@@ -80,25 +70,4 @@ mq_murmur2(PG_FUNCTION_ARGS)
 
 	PG_RETURN_INT32(mq_murmur2_bytes((const unsigned char *) VARDATA_ANY(b),
 									VARSIZE_ANY_EXHDR(b)));
-}
-
-/*
- * mq_wait_until
- *		Sleep until slot's generation moves past generation (a commit woke
- *		it) or until the time until.
- */
-void
-mq_wait_until(MqWaitSlot *slot, uint64 generation, TimestampTz until)
-{
-	ConditionVariablePrepareToSleep(&slot->cv);
-	while (pg_atomic_read_u64(&slot->generation) == generation)
-	{
-		long		ms = (long) ((until - GetCurrentTimestamp()) / 1000);
-
-		if (ms <= 0)
-			break;
-		if (ConditionVariableTimedSleep(&slot->cv, ms, PG_WAIT_EXTENSION))
-			break;
-	}
-	ConditionVariableCancelSleep();
 }
