@@ -10,9 +10,10 @@
  *	  mq.c		 module entry point (_PG_init), GUCs
  *	  catalog.c	 queue names: validation and the per-backend queue cache
  *	  queue.c	 send, send_batch, poll (incl. long poll), pop, ack, extend
- *	  xact.c	 what a transaction does at commit/abort: wake-ups,
- *				 counters, attempts of aborted deliveries
- *	  shmem.c	 shared memory: wait slots, counters, abort ring, workers
+ *	  xact.c	 wake-ups and worker pokes a transaction owes at commit
+ *	  counter.c	 per-queue counters: backend moves, shared slots, flush
+ *	  attempts.c attempts of deliveries undone by a rollback
+ *	  shmem.c	 shared memory allocation, its lock, wait slots
  *	  worker.c	 the launcher and per-database background workers
  *	  topic.c	 murmur2, the outbox trigger, wait slots for mq.fetch
  *	  spi_util.c saved SPI plans and set-returning-function helpers
@@ -187,20 +188,22 @@ extern MqWaitSlot *mq_wait_slot(Oid dboid, int32 queue_id);
 extern int32 mq_murmur2_bytes(const unsigned char *data, int len);
 extern void mq_wait_until(MqWaitSlot *slot, uint64 generation,
 						  TimestampTz until);
-extern void mq_counter_add(Oid dboid, int32 queue_id, const int64 *n);
-extern int	mq_counter_take(Oid dboid, MqCounter *out, int max);
-extern void mq_abort_push(Oid dboid, const MqDelivery *d, int n);
-extern void mq_abort_push_quiet(Oid dboid, const MqDelivery *d, int n);
-extern int	mq_abort_take(Oid dboid, MqDelivery *out, int max);
 
 /* xact.c */
 extern void mq_xact_init(void);
 extern void mq_xact_wake(int32 queue_id);
-extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
-extern int	mq_xact_own_counts(MqCounter *out, int max);
-extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
 extern void mq_xact_launch_on_commit(void);
 extern void mq_xact_relay_on_commit(void);
+
+/* counter.c */
+extern void mq_counter_init(void);
+extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
+extern void mq_counter_flush(void);
+
+/* attempts.c */
+extern void mq_attempts_init(void);
+extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
+extern uint64 mq_attempts_apply(void);
 
 /* worker.c */
 extern void mq_worker_init(void);
