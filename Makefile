@@ -21,7 +21,8 @@ OBJS = \
 	src/direct.o \
 	src/fetch.o \
 	src/outbox.o \
-	src/relay.o
+	src/relay.o \
+	src/wait.o
 
 DATA = mq--0.1.0.sql mq--0.1.0--0.2.0.sql
 PGFILEDESC = "mq - message broker inside PostgreSQL"

@@ -13,7 +13,8 @@
  *	  xact.c	 wake-ups and worker pokes a transaction owes at commit
  *	  counter.c	 per-queue counters: backend moves, shared slots, flush
  *	  attempts.c attempts of deliveries undone by a rollback
- *	  shmem.c	 shared memory allocation, its lock, wait slots
+ *	  wait.c	 long-poll waiting (mq.poll, mq.fetch) and its wake-ups
+ *	  shmem.c	 shared memory allocation and its lock
  *	  worker.c	 the launcher and per-database background workers
  *	  topic.c	 murmur2, the outbox trigger, wait slots for mq.fetch
  *	  spi_util.c saved SPI plans and set-returning-function helpers
@@ -97,6 +98,21 @@ typedef struct MqWaitSlot
 	pg_atomic_uint64 generation;	/* bumped by every wake-up */
 	ConditionVariable cv;
 } MqWaitSlot;
+
+/* What a waiter waits for: ready messages of a queue, records of a topic */
+typedef enum MqWaitKind
+{
+	MQ_WAIT_QUEUE = 1,
+	MQ_WAIT_TOPIC = 2
+} MqWaitKind;
+
+/* One long poll in progress (wait.c) */
+typedef struct MqWaiter
+{
+	MqWaitSlot *slot;			/* NULL until the first mq_wait_arm */
+	uint64		generation;		/* the slot's, before the last attempt */
+	TimestampTz deadline;		/* end of the wait */
+} MqWaiter;
 
 /* A delivery of a message by poll. */
 typedef struct MqDelivery
@@ -184,14 +200,21 @@ typedef struct MqStmt
 /* shmem.c */
 extern void mq_shmem_init(void);
 extern void mq_require_shmem(void);
-extern MqWaitSlot *mq_wait_slot(Oid dboid, int32 queue_id);
 extern int32 mq_murmur2_bytes(const unsigned char *data, int len);
-extern void mq_wait_until(MqWaitSlot *slot, uint64 generation,
-						  TimestampTz until);
+
+/* wait.c */
+extern void mq_wait_shmem_init(MqWaitSlot *slots);
+extern MqWaitSlot *mq_wait_slot(MqWaitKind kind, int32 id);
+extern MqWaiter *mq_wait_start(MqWaiter *w, const char *what, Interval *wait);
+extern void mq_wait_arm(MqWaiter *w, MqWaitKind kind, int32 id);
+extern bool mq_wait_over(MqWaiter *w);
+extern void mq_wait_sleep(MqWaiter *w, TimestampTz until);
+extern void mq_wait_wake(MqWaitKind kind, int32 id);
 
 /* xact.c */
 extern void mq_xact_init(void);
 extern void mq_xact_wake(int32 queue_id);
+extern void mq_xact_wake_topic(int32 topic_id);
 extern void mq_xact_launch_on_commit(void);
 extern void mq_xact_relay_on_commit(void);
 

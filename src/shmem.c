@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  mq's shared memory: wait slots for long polls, the ring of attempts
- *	  made by aborted transactions, per-queue counters, and the registry of
- *	  background workers.
+ *	  mq's shared memory: its allocation and its lock.  The structures
+ *	  in it belong to the files that use them: wait slots to wait.c,
+ *	  counter slots to counter.c, the ring of aborted deliveries to
+ *	  attempts.c, the registry of background workers to worker.c.
  *
  * Everything here lives as long as the postmaster.  A crash that resets
  * shared memory loses what was not yet written to tables (pending counter
@@ -58,7 +59,6 @@ static void
 mq_shmem_startup(void)
 {
 	bool		found;
-	int			i;
 
 	if (mq_prev_shmem_startup_hook)
 		mq_prev_shmem_startup_hook();
@@ -69,11 +69,7 @@ mq_shmem_startup(void)
 	{
 		memset(mq_shared, 0, sizeof(MqShared));
 		mq_shared->lock = &(GetNamedLWLockTranche("mq"))->lock;
-		for (i = 0; i < MQ_WAIT_SLOTS; i++)
-		{
-			pg_atomic_init_u64(&mq_shared->wait[i].generation, 0);
-			ConditionVariableInit(&mq_shared->wait[i].cv);
-		}
+		mq_wait_shmem_init(mq_shared->wait);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -109,16 +105,3 @@ mq_require_shmem(void)
 				 errmsg("mq must be loaded via shared_preload_libraries"),
 				 errhint("Add mq to shared_preload_libraries in postgresql.conf and restart the server.")));
 }
-
-/*
- * mq_wait_slot
- *		The wait slot of a queue of the current database.
- */
-MqWaitSlot *
-mq_wait_slot(Oid dboid, int32 queue_id)
-{
-	uint32		h = (uint32) dboid * 2654435761u ^ (uint32) queue_id * 40503u;
-
-	return &mq_shared->wait[h % MQ_WAIT_SLOTS];
-}
-

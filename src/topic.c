@@ -2,8 +2,7 @@
  *
  * topic.c
  *	  C support for topics and the outbox: Kafka's murmur2 partitioner,
- *	  the outbox triggers, mq.publish / mq.publish_batch, and the wait on
- *	  a topic's wait slot that mq.fetch sleeps in.
+ *	  the outbox triggers, mq.publish / mq.publish_batch.
  *
  * Topics, groups, exchanges and the relay themselves are SQL (see
  * mq--0.1.0.sql); only what needs shared memory or speed lives here.
@@ -434,25 +433,4 @@ mq_publish_batch(PG_FUNCTION_ARGS)
 	mq_direct_close(&d);
 	mq_xact_relay_on_commit();
 	return (Datum) 0;
-}
-
-/*
- * mq_wait_until
- *		Sleep until slot's generation moves past generation (a commit woke
- *		it) or until the time until.
- */
-void
-mq_wait_until(MqWaitSlot *slot, uint64 generation, TimestampTz until)
-{
-	ConditionVariablePrepareToSleep(&slot->cv);
-	while (pg_atomic_read_u64(&slot->generation) == generation)
-	{
-		long		ms = (long) ((until - GetCurrentTimestamp()) / 1000);
-
-		if (ms <= 0)
-			break;
-		if (ConditionVariableTimedSleep(&slot->cv, ms, PG_WAIT_EXTENSION))
-			break;
-	}
-	ConditionVariableCancelSleep();
 }

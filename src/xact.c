@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * xact.c
- *	  Wake-ups a transaction owes the rest of the system when it commits.
+ *	  Wake-ups and worker pokes a transaction owes the rest of the
+ *	  system when it commits.
  *
  * During a transaction the hot paths only note, in backend memory, which
  * queues and topics got new ready messages (to wake long-poll waiters),
@@ -22,19 +23,56 @@
 
 PG_FUNCTION_INFO_V1(mq_sql_wake);
 
-/* A queue (or topic, as -topic_id) whose waiters are woken at commit. */
-typedef struct MqPendingWake
+/*
+ * An object whose waiters the transaction wakes at commit.  The list is
+ * ordered by subid (entries are appended by the current subtransaction,
+ * whose id is the highest alive; an ending subtransaction's entries are a
+ * suffix that is dropped or handed to its parent), and a (sub)transaction
+ * has at most one entry per object: every operation touches only the
+ * entries of one subtransaction level, so a transaction of n
+ * subtransactions costs O(n), not O(n^2).
+ */
+typedef struct MqWakeNote
 {
-	int32		queue_id;
-	SubTransactionId subid;		/* (sub)transaction that asked */
-} MqPendingWake;
+	MqWaitKind	kind;
+	int32		id;
+	SubTransactionId subid;
+} MqWakeNote;
 
-static MqPendingWake *mq_pending = NULL;
-static int	mq_npending = 0;
-static int	mq_maxpending = 0;
+static MqWakeNote *mq_wakes = NULL;
+static int	mq_nwakes = 0;
+static int	mq_maxwakes = 0;
 
 static bool mq_launch_pending = false;
 static bool mq_relay_pending = false;
+
+/*
+ * mq_xact_wake_note
+ *		Wake the object's long-poll waiters when this transaction commits.
+ */
+static void
+mq_xact_wake_note(MqWaitKind kind, int32 id)
+{
+	SubTransactionId subid = GetCurrentSubTransactionId();
+	int			i;
+
+	for (i = mq_nwakes - 1; i >= 0 && mq_wakes[i].subid == subid; i--)
+		if (mq_wakes[i].kind == kind && mq_wakes[i].id == id)
+			return;
+	if (mq_nwakes == mq_maxwakes)
+	{
+		mq_maxwakes = mq_maxwakes ? mq_maxwakes * 2 : 8;
+		if (mq_wakes == NULL)
+			mq_wakes = MemoryContextAlloc(TopMemoryContext,
+										  mq_maxwakes * sizeof(MqWakeNote));
+		else
+			mq_wakes = repalloc(mq_wakes, mq_maxwakes * sizeof(MqWakeNote));
+	}
+	mq_wakes[mq_nwakes].kind = kind;
+	mq_wakes[mq_nwakes].id = id;
+	mq_wakes[mq_nwakes].subid = subid;
+	mq_nwakes++;
+}
 
 /*
  * mq_xact_wake
@@ -43,24 +81,59 @@ static bool mq_relay_pending = false;
 void
 mq_xact_wake(int32 queue_id)
 {
-	int			i;
-	SubTransactionId subid = GetCurrentSubTransactionId();
+	mq_xact_wake_note(MQ_WAIT_QUEUE, queue_id);
+}
 
-	for (i = mq_npending - 1; i >= 0; i--)
-		if (mq_pending[i].queue_id == queue_id && mq_pending[i].subid == subid)
-			return;
-	if (mq_npending == mq_maxpending)
+/*
+ * mq_xact_wake_topic
+ *		Wake the topic's fetchers when this transaction commits.
+ */
+void
+mq_xact_wake_topic(int32 topic_id)
+{
+	mq_xact_wake_note(MQ_WAIT_TOPIC, topic_id);
+}
+
+/*
+ * mq_wake_subxact_end
+ *		A subtransaction ends: its wake-ups (the suffix of the list with
+ *		subid >= mySubid) are dropped if it aborted, or become its parent's,
+ *		without duplicates, if it committed.
+ */
+static void
+mq_wake_subxact_end(bool commit, SubTransactionId mySubid,
+					SubTransactionId parentSubid)
+{
+	int			first = mq_nwakes;
+	int			parent_first;
+	int			keep;
+	int			i;
+	int			j;
+
+	while (first > 0 && mq_wakes[first - 1].subid >= mySubid)
+		first--;
+	if (!commit || first == mq_nwakes)
 	{
-		mq_maxpending = mq_maxpending ? mq_maxpending * 2 : 8;
-		if (mq_pending == NULL)
-			mq_pending = MemoryContextAlloc(TopMemoryContext,
-											mq_maxpending * sizeof(MqPendingWake));
-		else
-			mq_pending = repalloc(mq_pending, mq_maxpending * sizeof(MqPendingWake));
+		mq_nwakes = first;
+		return;
 	}
-	mq_pending[mq_npending].queue_id = queue_id;
-	mq_pending[mq_npending].subid = subid;
-	mq_npending++;
+	parent_first = first;
+	while (parent_first > 0 && mq_wakes[parent_first - 1].subid == parentSubid)
+		parent_first--;
+	keep = first;
+	for (i = first; i < mq_nwakes; i++)
+	{
+		for (j = parent_first; j < keep; j++)
+			if (mq_wakes[j].kind == mq_wakes[i].kind &&
+				mq_wakes[j].id == mq_wakes[i].id)
+				break;
+		if (j < keep)
+			continue;
+		mq_wakes[keep] = mq_wakes[i];
+		mq_wakes[keep].subid = parentSubid;
+		keep++;
+	}
+	mq_nwakes = keep;
 }
 
 /*
@@ -94,13 +167,8 @@ mq_xact_publish(void)
 
 	if (mq_shared == NULL)
 		return;
-	for (i = 0; i < mq_npending; i++)
-	{
-		MqWaitSlot *slot = mq_wait_slot(MyDatabaseId, mq_pending[i].queue_id);
-
-		pg_atomic_fetch_add_u64(&slot->generation, 1);
-		ConditionVariableBroadcast(&slot->cv);
-	}
+	for (i = 0; i < mq_nwakes; i++)
+		mq_wait_wake(mq_wakes[i].kind, mq_wakes[i].id);
 }
 
 /*
@@ -127,7 +195,7 @@ mq_xact_callback(XactEvent event, void *arg)
 		default:
 			return;
 	}
-	mq_npending = 0;
+	mq_nwakes = 0;
 	mq_launch_pending = false;
 	mq_relay_pending = false;
 }
@@ -141,22 +209,8 @@ static void
 mq_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					SubTransactionId parentSubid, void *arg)
 {
-	int			i;
-	int			keep = 0;
-
-	if (event == SUBXACT_EVENT_COMMIT_SUB)
-	{
-		for (i = 0; i < mq_npending; i++)
-			if (mq_pending[i].subid >= mySubid)
-				mq_pending[i].subid = parentSubid;
-	}
-	else if (event == SUBXACT_EVENT_ABORT_SUB)
-	{
-		for (i = 0; i < mq_npending; i++)
-			if (mq_pending[i].subid < mySubid)
-				mq_pending[keep++] = mq_pending[i];
-		mq_npending = keep;
-	}
+	if (event == SUBXACT_EVENT_COMMIT_SUB || event == SUBXACT_EVENT_ABORT_SUB)
+		mq_wake_subxact_end(event == SUBXACT_EVENT_COMMIT_SUB, mySubid, parentSubid);
 }
 
 /*
@@ -175,12 +229,18 @@ mq_xact_init(void)
 
 /*
  * mq_sql_wake
- *		mq._wake(queue_id): wake the queue's waiters at commit (used by the
- *		SQL-level functions nack, redrive and dead-lettering).
+ *		mq._wake(id): wake the waiters of queue id at commit (used by the
+ *		SQL-level functions nack, redrive and dead-lettering); a negative id
+ *		is the topic -id (the SQL relay).
  */
 Datum
 mq_sql_wake(PG_FUNCTION_ARGS)
 {
-	mq_xact_wake(PG_GETARG_INT32(0));
+	int32		id = PG_GETARG_INT32(0);
+
+	if (id < 0)
+		mq_xact_wake_topic(-id);
+	else
+		mq_xact_wake(id);
 	PG_RETURN_VOID();
 }
