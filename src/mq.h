@@ -16,7 +16,10 @@
  *	  wait.c	 long-poll waiting (mq.poll, mq.fetch) and its wake-ups
  *	  shmem.c	 shared memory allocation and its lock
  *	  worker.c	 the launcher and per-database background workers
- *	  topic.c	 murmur2, the outbox trigger, wait slots for mq.fetch
+ *	  topic.c	 murmur2 (Kafka's partitioner)
+ *	  outbox.c	 publish, publish_batch, the outbox triggers, per-key
+ *				 locks, the publish buffer
+ *	  fetch.c	 fetch and commit of consumer groups
  *	  spi_util.c saved SPI plans and set-returning-function helpers
  *
  *-------------------------------------------------------------------------
@@ -281,7 +284,7 @@ extern void mq_direct_insert_many(MqDirect *d, int nrows, const Datum *values,
 								  const bool *nulls);
 extern void mq_direct_close(MqDirect *d);
 
-/* outbox.c: mq.publish's rows, written by the end of the statement */
+/* outbox.c: publishing; mq.publish's rows, written by the end of the statement */
 #define MQ_OUTBOX_NCOLS 8
 extern MqDirectRel mq_rel_outbox;
 extern void mq_outbox_init(void);
