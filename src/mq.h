@@ -10,10 +10,11 @@
  *	  mq.c		 module entry point (_PG_init), GUCs
  *	  catalog.c	 queue names: validation and the per-backend queue cache
  *	  queue.c	 send, send_batch, poll (incl. long poll), pop, ack, extend
- *	  xact.c	 what a transaction does at commit/abort: wake-ups,
- *				 counters, attempts of aborted deliveries
+ *	  xact.c	 wake-ups and worker pokes a transaction owes at commit
+ *	  counter.c	 per-queue counters: backend moves, shared slots, flush
+ *	  attempts.c attempts of deliveries undone by a rollback
  *	  wait.c	 long-poll waiting (mq.poll, mq.fetch) and its wake-ups
- *	  shmem.c	 shared memory: counters, abort ring, workers
+ *	  shmem.c	 shared memory allocation and its lock
  *	  worker.c	 the launcher and per-database background workers
  *	  topic.c	 murmur2 (Kafka's partitioner)
  *	  outbox.c	 publish, publish_batch, the outbox triggers, per-key
@@ -212,11 +213,6 @@ typedef struct MqStmt
 extern void mq_shmem_init(void);
 extern void mq_require_shmem(void);
 extern int32 mq_murmur2_bytes(const unsigned char *data, int len);
-extern void mq_counter_add(Oid dboid, int32 queue_id, const int64 *n);
-extern int	mq_counter_take(Oid dboid, MqCounter *out, int max);
-extern void mq_abort_push(Oid dboid, const MqDelivery *d, int n);
-extern void mq_abort_push_quiet(Oid dboid, const MqDelivery *d, int n);
-extern int	mq_abort_take(Oid dboid, MqDelivery *out, int max);
 
 /* wait.c */
 extern void mq_wait_shmem_init(MqWaitSlot *slots);
@@ -231,11 +227,18 @@ extern void mq_wait_wake(MqWaitKind kind, int32 id);
 extern void mq_xact_init(void);
 extern void mq_xact_wake(int32 queue_id);
 extern void mq_xact_wake_topic(int32 topic_id);
-extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
-extern int	mq_xact_own_counts(MqCounter *out, int max);
-extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
 extern void mq_xact_launch_on_commit(void);
 extern void mq_xact_relay_on_commit(void);
+
+/* counter.c */
+extern void mq_counter_init(void);
+extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
+extern void mq_counter_flush(void);
+
+/* attempts.c */
+extern void mq_attempts_init(void);
+extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
+extern uint64 mq_attempts_apply(void);
 
 /* worker.c */
 extern void mq_worker_init(void);
