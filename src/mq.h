@@ -84,6 +84,17 @@ typedef enum MqLockClass
 	MQ_LOCK_GROUP = 8			/* a consumer group */
 } MqLockClass;
 
+/*
+ * The modes of the object locks (MQ_LOCK_QUEUE, _TOPIC, _EXCHANGE): every
+ * operation that uses an object (send, poll, ack, publish, dead-lettering
+ * into it, pointing another object at it) holds MQ_LOCKMODE_USE until its
+ * transaction ends; drop, purge and alter take MQ_LOCKMODE_CHANGE.  Creating
+ * an object takes MQ_LOCKMODE_CHANGE on MQ_LOCK_NAME of its name.  See
+ * "Lock protocol" in doc/design.md.
+ */
+#define MQ_LOCKMODE_USE ShareLock
+#define MQ_LOCKMODE_CHANGE ExclusiveLock
+
 #define MQ_SET_LOCKTAG(tag, cls, id) \
 	SET_LOCKTAG_ADVISORY((tag), MyDatabaseId, (uint32) (cls), (uint32) (id), \
 						 MQ_LOCKTAG_SPACE)
@@ -234,6 +245,7 @@ extern void mq_worker_wake(Oid dboid);
 extern void mq_worker_request_launch(Oid dboid);
 
 /* catalog.c */
+extern bool mq_lock_object(MqLockClass cls, int32 id, LOCKMODE mode);
 extern void mq_check_queue_name(const char *name, int len);
 extern const MqQueue *mq_queue_get(text *queue_name);
 extern void mq_catalog_init(void);
@@ -294,6 +306,8 @@ extern char mq_dest_lookup(const char *name, int len, int32 *id);
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);
 extern void mq_stmt_exec(MqStmt *stmt, Datum *values, const char *nulls,
 						 long count);
+extern void mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls,
+								long count);
 extern Tuplestorestate *mq_srf_init(FunctionCallInfo fcinfo,
 									TupleDesc *tupdesc);
 

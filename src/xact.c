@@ -142,6 +142,22 @@ mq_xact_wake_topic(int32 topic_id)
 }
 
 /*
+ * mq_wake_deliveries
+ *		Wake the waiters of the queues of n deliveries now: the transaction
+ *		(or subtransaction) that leased them has rolled back, so they are
+ *		ready again at once (locked mode).
+ */
+static void
+mq_wake_deliveries(const MqDelivery *d, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (i == 0 || d[i].queue_id != d[i - 1].queue_id)
+			mq_wait_wake(MQ_WAIT_QUEUE, d[i].queue_id);
+}
+
+/*
  * mq_wake_subxact_end
  *		A subtransaction ends: its wake-ups (the suffix of the list with
  *		subid >= mySubid) are dropped if it aborted, or become its parent's,
@@ -325,7 +341,10 @@ mq_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			if (mq_ndelivered > 0 && mq_shared != NULL)
+			{
 				mq_abort_push(MyDatabaseId, mq_delivered, mq_ndelivered);
+				mq_wake_deliveries(mq_delivered, mq_ndelivered);
+			}
 			break;
 		case XACT_EVENT_PREPARE:
 			break;
@@ -386,7 +405,10 @@ mq_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		return;
 	keep = first;
 	if (mq_shared != NULL)
+	{
 		mq_abort_push(MyDatabaseId, &mq_delivered[first], mq_ndelivered - first);
+		mq_wake_deliveries(&mq_delivered[first], mq_ndelivered - first);
+	}
 	mq_ndelivered = keep;
 }
 
