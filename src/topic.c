@@ -145,11 +145,34 @@ mq_outbox_lock_key(text *dest, text *key)
 }
 
 /*
+ * mq_outbox_row_restored
+ *		Whether an outbox row is being loaded by a restore: its seq is above
+ *		what mq.outbox_seq has handed out.  A restore loads mq.outbox before
+ *		the queues, topics and exchanges (name order) and sets the sequence
+ *		after all data, so such a row's destination may simply not be loaded
+ *		yet; the relay leaves it alone until the sequence is set.
+ */
+static bool
+mq_outbox_row_restored(HeapTuple tup, TupleDesc desc)
+{
+	int			att_seq = SPI_fnumber(desc, "seq");
+	bool		isnull;
+	Datum		d;
+
+	if (att_seq <= 0)
+		return false;
+	d = heap_getattr(tup, att_seq, desc, &isnull);
+	return !isnull && DatumGetInt64(d) > mq_outbox_seq_allocated();
+}
+
+/*
  * mq_outbox_check
  *		BEFORE INSERT row trigger on mq.outbox: the destination (column
  *		aggregatetype) must be a queue, topic or exchange, and writers of one
  *		(destination, key) are serialized until commit by a transaction-level
  *		advisory lock, so that per-key relay order (by seq) is commit order.
+ *		A row that a restore loads ahead of its destination is let in (see
+ *		mq_outbox_row_restored).
  */
 Datum
 mq_outbox_check(PG_FUNCTION_ARGS)
@@ -187,7 +210,9 @@ mq_outbox_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("aggregatetype (the destination) must not be NULL")));
 	dest = DatumGetTextPP(d);
-	mq_outbox_check_dest(dest, "aggregatetype names the destination of the event.");
+	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0 &&
+		!mq_outbox_row_restored(tup, desc))
+		mq_outbox_check_dest(dest, "aggregatetype names the destination of the event.");
 	d = heap_getattr(tup, att_key, desc, &isnull);
 	if (!isnull)
 		mq_outbox_lock_key(dest, DatumGetTextPP(d));
