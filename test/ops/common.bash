@@ -131,3 +131,21 @@ wait_for() {
 	done
 	return 1
 }
+
+# hold_relay: keep the relay of $PGDATABASE off (a relay pass that stays
+# open holds the relay lock) once the outbox is empty; release_relay ends it.
+OPS_HOLDER=
+hold_relay() {
+	wait_for 10 "SELECT NOT EXISTS (SELECT 1 FROM mq.outbox)" || return 1
+	"${PSQL[@]}" -c "SET application_name = 'mq_ops_holder'" -c "BEGIN" -c "SELECT mq.relay(1)" \
+		-c "SELECT pg_sleep(300)" >/dev/null 2>&1 &
+	OPS_HOLDER=$!
+	OPS_PIDS+=($!)
+	wait_for 10 "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+	  WHERE application_name = 'mq_ops_holder' AND query = 'SELECT pg_sleep(300)')"
+}
+release_relay() {
+	sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'mq_ops_holder'" >/dev/null
+	wait "$OPS_HOLDER" 2>/dev/null
+	return 0
+}

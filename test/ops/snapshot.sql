@@ -6,7 +6,10 @@
 \pset format unaligned
 \pset tuples_only on
 SELECT line FROM (
-    SELECT 'queue ' || queue_name || ' ' || settings::text AS line FROM mq.list_queues()
+    SELECT format('queue %s vt=%s attempts=%s retry=%s/%s dlq=%s ttl=%s dedup=%s', q.queue_name,
+                  q.visibility_timeout, q.max_attempts, q.retry_delay, q.retry_delay_max,
+                  d.queue_name, q.message_ttl, q.dedup_window) AS line
+      FROM mq.queue q LEFT JOIN mq.queue d ON d.queue_id = q.dead_letter_queue_id
     UNION ALL
     SELECT format('msg %s %s %s attempt=%s state=%s err=%s deaths=%s', q.queue_name,
                   m.payload, m.headers, m.attempt,
@@ -23,7 +26,7 @@ SELECT line FROM (
     UNION ALL
     SELECT format('inbox bulk %s', count(*)) FROM mq.processed p WHERE p.consumer = 'bulk'
     UNION ALL
-    SELECT format('topic %s %s %s', topic_name, partitions, retention) FROM mq.list_topics()
+    SELECT format('topic %s %s %s', topic_name, partitions, retention) FROM mq.topic
     UNION ALL
     SELECT format('partition %s %s next=%s', t.topic_name, p.partition, p.next_offset)
       FROM mq.topic_partition p JOIN mq.topic t USING (topic_id)
@@ -38,8 +41,8 @@ SELECT line FROM (
     SELECT format('group %s %s %s', t.topic_name, g.group_name, g.session_timeout)
       FROM mq.consumer_group g JOIN mq.topic t USING (topic_id)
     UNION ALL
-    SELECT format('offset %s %s %s committed=%s', topic_name, group_name, partition, committed_offset)
-      FROM mq.consumer_lag
+    SELECT format('offset %s %s %s committed=%s', t.topic_name, g.group_name, o.partition, o.committed_offset)
+      FROM mq.group_offset o JOIN mq.consumer_group g USING (group_id) JOIN mq.topic t USING (topic_id)
     UNION ALL
     SELECT format('exchange %s %s alt=%s', x.exchange_name, x.type, a.exchange_name)
       FROM mq.exchange x LEFT JOIN mq.exchange a ON a.exchange_id = x.alternate_exchange_id
