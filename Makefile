@@ -14,12 +14,15 @@ OBJS = \
 	src/spi_util.o \
 	src/shmem.o \
 	src/xact.o \
+	src/counter.o \
+	src/attempts.o \
 	src/worker.o \
 	src/topic.o \
 	src/direct.o \
 	src/fetch.o \
 	src/outbox.o \
-	src/relay.o
+	src/relay.o \
+	src/wait.o
 
 DATA = mq--0.1.0.sql mq--0.1.0--0.2.0.sql
 PGFILEDESC = "mq - message broker inside PostgreSQL"

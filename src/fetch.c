@@ -203,8 +203,8 @@ mq_fetch(PG_FUNCTION_ARGS)
 	int32		max_messages;
 	Interval	zero = {0};
 	Interval   *wait;
-	bool		waiting;
-	TimestampTz deadline = 0;
+	MqWaiter	waiter;
+	MqWaiter   *w;
 	Tuplestorestate *store;
 	TupleDesc	desc;
 	Datum		values[4];
@@ -231,12 +231,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 				 errmsg("wait must not be NULL"),
 				 errhint("Pass '0' not to wait.")));
 	wait = mq_arg_interval(fcinfo, 4, "wait", &zero);
-	waiting = (wait->time != 0 || wait->day != 0 || wait->month != 0);
-	if (waiting && XactIsoLevel != XACT_READ_COMMITTED)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("mq.fetch cannot wait inside a REPEATABLE READ or SERIALIZABLE transaction"),
-				 errhint("Fetch with wait => '0', or wait in a READ COMMITTED transaction.")));
+	w = mq_wait_start(&waiter, "mq.fetch", wait);
 
 	store = mq_srf_init(fcinfo, &desc);
 	SPI_connect();
@@ -293,31 +288,20 @@ mq_fetch(PG_FUNCTION_ARGS)
 	values[2] = Int32GetDatum(max_messages / Max(nheld, 1) +
 							  (max_messages % Max(nheld, 1) != 0));
 	values[3] = Int32GetDatum(max_messages);
-	if (waiting)
-		deadline = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-														   TimestampTzGetDatum(GetCurrentTimestamp()),
-														   IntervalPGetDatum(wait)));
-
 	for (;;)
 	{
-		MqWaitSlot *slot = NULL;
-		uint64		generation = 0;
 		int			rc;
 
-		if (waiting)
-		{
-			mq_require_shmem();
-			slot = mq_wait_slot(MyDatabaseId, -topic_id);
-			generation = pg_atomic_read_u64(&slot->generation);
-		}
+		if (w != NULL)
+			mq_wait_arm(w, MQ_WAIT_TOPIC, topic_id);
 		rc = SPI_execute_plan(plan, values, NULL, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "mq: SPI_execute_plan failed: %s",
 				 SPI_result_code_string(rc));
-		if (SPI_processed > 0 || !waiting || GetCurrentTimestamp() >= deadline)
+		if (SPI_processed > 0 || w == NULL || mq_wait_over(w))
 			break;
 		SPI_freetuptable(SPI_tuptable);
-		mq_wait_until(slot, generation, deadline);
+		mq_wait_sleep(w, DT_NOEND);
 	}
 
 	rows = SPI_tuptable;

@@ -10,11 +10,16 @@
  *	  mq.c		 module entry point (_PG_init), GUCs
  *	  catalog.c	 queue names: validation and the per-backend queue cache
  *	  queue.c	 send, send_batch, poll (incl. long poll), pop, ack, extend
- *	  xact.c	 what a transaction does at commit/abort: wake-ups,
- *				 counters, attempts of aborted deliveries
- *	  shmem.c	 shared memory: wait slots, counters, abort ring, workers
+ *	  xact.c	 wake-ups and worker pokes a transaction owes at commit
+ *	  counter.c	 per-queue counters: backend moves, shared slots, flush
+ *	  attempts.c attempts of deliveries undone by a rollback
+ *	  wait.c	 long-poll waiting (mq.poll, mq.fetch) and its wake-ups
+ *	  shmem.c	 shared memory allocation and its lock
  *	  worker.c	 the launcher and per-database background workers
- *	  topic.c	 murmur2, the outbox trigger, wait slots for mq.fetch
+ *	  topic.c	 murmur2 (Kafka's partitioner)
+ *	  outbox.c	 publish, publish_batch, the outbox triggers, per-key
+ *				 locks, the publish buffer
+ *	  fetch.c	 fetch and commit of consumer groups
  *	  spi_util.c saved SPI plans and set-returning-function helpers
  *
  *-------------------------------------------------------------------------
@@ -96,6 +101,21 @@ typedef struct MqWaitSlot
 	pg_atomic_uint64 generation;	/* bumped by every wake-up */
 	ConditionVariable cv;
 } MqWaitSlot;
+
+/* What a waiter waits for: ready messages of a queue, records of a topic */
+typedef enum MqWaitKind
+{
+	MQ_WAIT_QUEUE = 1,
+	MQ_WAIT_TOPIC = 2
+} MqWaitKind;
+
+/* One long poll in progress (wait.c) */
+typedef struct MqWaiter
+{
+	MqWaitSlot *slot;			/* NULL until the first mq_wait_arm */
+	uint64		generation;		/* the slot's, before the last attempt */
+	TimestampTz deadline;		/* end of the wait */
+} MqWaiter;
 
 /* A delivery of a message by poll. */
 typedef struct MqDelivery
@@ -183,24 +203,33 @@ typedef struct MqStmt
 /* shmem.c */
 extern void mq_shmem_init(void);
 extern void mq_require_shmem(void);
-extern MqWaitSlot *mq_wait_slot(Oid dboid, int32 queue_id);
 extern int32 mq_murmur2_bytes(const unsigned char *data, int len);
-extern void mq_wait_until(MqWaitSlot *slot, uint64 generation,
-						  TimestampTz until);
-extern void mq_counter_add(Oid dboid, int32 queue_id, const int64 *n);
-extern int	mq_counter_take(Oid dboid, MqCounter *out, int max);
-extern void mq_abort_push(Oid dboid, const MqDelivery *d, int n);
-extern void mq_abort_push_quiet(Oid dboid, const MqDelivery *d, int n);
-extern int	mq_abort_take(Oid dboid, MqDelivery *out, int max);
+
+/* wait.c */
+extern void mq_wait_shmem_init(MqWaitSlot *slots);
+extern MqWaitSlot *mq_wait_slot(MqWaitKind kind, int32 id);
+extern MqWaiter *mq_wait_start(MqWaiter *w, const char *what, Interval *wait);
+extern void mq_wait_arm(MqWaiter *w, MqWaitKind kind, int32 id);
+extern bool mq_wait_over(MqWaiter *w);
+extern void mq_wait_sleep(MqWaiter *w, TimestampTz until);
+extern void mq_wait_wake(MqWaitKind kind, int32 id);
 
 /* xact.c */
 extern void mq_xact_init(void);
 extern void mq_xact_wake(int32 queue_id);
-extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
-extern int	mq_xact_own_counts(MqCounter *out, int max);
-extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
+extern void mq_xact_wake_topic(int32 topic_id);
 extern void mq_xact_launch_on_commit(void);
 extern void mq_xact_relay_on_commit(void);
+
+/* counter.c */
+extern void mq_counter_init(void);
+extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
+extern void mq_counter_flush(void);
+
+/* attempts.c */
+extern void mq_attempts_init(void);
+extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
+extern uint64 mq_attempts_apply(void);
 
 /* worker.c */
 extern void mq_worker_init(void);
@@ -256,7 +285,7 @@ extern void mq_direct_insert_many(MqDirect *d, int nrows, const Datum *values,
 								  const bool *nulls);
 extern void mq_direct_close(MqDirect *d);
 
-/* outbox.c: mq.publish's rows, written by the end of the statement */
+/* outbox.c: publishing; mq.publish's rows, written by the end of the statement */
 #define MQ_OUTBOX_NCOLS 8
 extern MqDirectRel mq_rel_outbox;
 extern void mq_outbox_init(void);

@@ -1,9 +1,11 @@
 /*-------------------------------------------------------------------------
  *
  * outbox.c
- *	  The outbox write buffer: rows of mq.publish() calls collected in
- *	  memory and written in one multi-row insert at the end of the
- *	  statement.
+ *	  The outbox: mq.publish and mq.publish_batch, the triggers of
+ *	  mq.outbox (destination check, key lock, relay wake-up), the per-key
+ *	  locks that make per-key order commit order, and the write buffer of
+ *	  mq.publish: rows collected in memory and written in one multi-row
+ *	  insert at the end of the statement.
  *
  * An application that publishes many messages in one statement (or one
  * plpgsql loop body) calls mq.publish once per message.  One-row inserts
@@ -29,9 +31,20 @@
 
 #include "access/detoast.h"
 #include "access/xact.h"
+#include "commands/trigger.h"
+#include "common/hashfn.h"
 #include "executor/executor.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/memutils.h"
+#include "utils/uuid.h"
+
+PG_FUNCTION_INFO_V1(mq_outbox_trigger);
+PG_FUNCTION_INFO_V1(mq_outbox_check);
+PG_FUNCTION_INFO_V1(mq_publish);
+PG_FUNCTION_INFO_V1(mq_publish_batch);
 
 /* rows, and bytes of their values, held before they are written anyway */
 #define MQ_OUTBOX_BUFFER_ROWS 1000
@@ -45,6 +58,12 @@ MqDirectRel mq_rel_outbox = {
 	"outbox", MQ_OUTBOX_NCOLS,
 	{"id", "aggregatetype", "aggregateid", "type", "payload", "headers",
 	"created_at", "seq"}
+};
+
+/* $1 destination, $2 key, $3 headers: would anything receive it? */
+static MqStmt mq_stmt_routable = {
+	"SELECT EXISTS (SELECT 1 FROM mq._route($1, $2, $3, false))",
+	3, {TEXTOID, TEXTOID, JSONBOID}
 };
 
 typedef struct MqOutboxBuffer
@@ -232,4 +251,372 @@ mq_outbox_init(void)
 	ExecutorEnd_hook = mq_outbox_ExecutorEnd;
 	RegisterXactCallback(mq_outbox_xact_callback, NULL);
 	RegisterSubXactCallback(mq_outbox_subxact_callback, NULL);
+}
+
+/*
+ * mq_outbox_trigger
+ *		Statement-level AFTER INSERT trigger on mq.outbox: wake the relay
+ *		(this database's worker) when the inserting transaction commits.
+ */
+Datum
+mq_outbox_trigger(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mq._outbox_trigger() must be called as a trigger")));
+	mq_xact_relay_on_commit();
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * mq_outbox_check_dest
+ *		Complain unless dest names a queue, topic or exchange; hint (if not
+ *		NULL) tells the user where the name came from.
+ */
+static void
+mq_outbox_check_dest(text *dest, const char *hint)
+{
+	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no queue, topic or exchange is called \"%s\"",
+						text_to_cstring(dest)),
+				 hint ? errhint("%s", hint) : 0));
+}
+
+/*
+ * mq_outbox_lock_key
+ *		Serialize the writers of one (destination, key) until commit: a
+ *		transaction-level advisory lock (class 28018) on their hash, so
+ *		that per-key relay order (by seq) is commit order.
+ */
+static void
+mq_outbox_lock_key(text *dest, text *key)
+{
+	uint32		h;
+	LOCKTAG		tag;
+
+	h = hash_bytes((const unsigned char *) VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest));
+	h = hash_combine(h, hash_bytes((const unsigned char *) VARDATA_ANY(key),
+								   VARSIZE_ANY_EXHDR(key)));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 28018, h, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * mq_outbox_row_restored
+ *		Whether an outbox row is being loaded by a restore: its seq is above
+ *		what mq.outbox_seq has handed out.  A restore loads mq.outbox before
+ *		the queues, topics and exchanges (name order) and sets the sequence
+ *		after all data, so such a row's destination may simply not be loaded
+ *		yet; the relay leaves it alone until the sequence is set.
+ */
+static bool
+mq_outbox_row_restored(HeapTuple tup, TupleDesc desc)
+{
+	int			att_seq = SPI_fnumber(desc, "seq");
+	bool		isnull;
+	Datum		d;
+
+	if (att_seq <= 0)
+		return false;
+	d = heap_getattr(tup, att_seq, desc, &isnull);
+	return !isnull && DatumGetInt64(d) > mq_outbox_seq_allocated();
+}
+
+/*
+ * mq_outbox_check
+ *		BEFORE INSERT row trigger on mq.outbox: the destination (column
+ *		aggregatetype) must be a queue, topic or exchange, and writers of one
+ *		(destination, key) are serialized until commit by a transaction-level
+ *		advisory lock, so that per-key relay order (by seq) is commit order.
+ *		A row that a restore loads ahead of its destination is let in (see
+ *		mq_outbox_row_restored).
+ */
+Datum
+mq_outbox_check(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	TupleDesc	desc;
+	HeapTuple	tup;
+	bool		isnull;
+	Datum		d;
+	text	   *dest;
+	static int	att_dest = 0;
+	static int	att_key = 0;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("mq._outbox_check() must be a BEFORE ROW trigger")));
+	desc = RelationGetDescr(td->tg_relation);
+	tup = td->tg_trigtuple;
+	if (att_dest <= 0 || att_key <= 0 ||
+		att_dest > desc->natts || att_key > desc->natts ||
+		strcmp(NameStr(TupleDescAttr(desc, att_dest - 1)->attname), "aggregatetype") != 0 ||
+		strcmp(NameStr(TupleDescAttr(desc, att_key - 1)->attname), "aggregateid") != 0)
+	{
+		att_dest = SPI_fnumber(desc, "aggregatetype");
+		att_key = SPI_fnumber(desc, "aggregateid");
+		if (att_dest <= 0 || att_key <= 0)
+			elog(ERROR, "mq: mq.outbox lacks aggregatetype or aggregateid");
+	}
+
+	d = heap_getattr(tup, att_dest, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("aggregatetype (the destination) must not be NULL")));
+	dest = DatumGetTextPP(d);
+	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0 &&
+		!mq_outbox_row_restored(tup, desc))
+		mq_outbox_check_dest(dest, "aggregatetype names the destination of the event.");
+	d = heap_getattr(tup, att_key, desc, &isnull);
+	if (!isnull)
+		mq_outbox_lock_key(dest, DatumGetTextPP(d));
+	return PointerGetDatum(tup);
+}
+
+/*
+ * mq_random_uuid
+ *		A version 4 (random) UUID, as gen_random_uuid() makes it.
+ *
+ * pg_strong_random() costs a few microseconds per call with OpenSSL 3, more
+ * than the rest of a publish, so strong random bytes are drawn 4 kB at a
+ * time into a per-process pool.  The pool starts empty in every process
+ * (it is never filled before a fork), so no two processes share bytes.
+ */
+static void
+mq_random_uuid(pg_uuid_t *uuid)
+{
+	static unsigned char pool[4096];
+	static int	pool_used = sizeof(pool);
+
+	if (pool_used + UUID_LEN > (int) sizeof(pool))
+	{
+		if (!pg_strong_random(pool, sizeof(pool)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate random values")));
+		pool_used = 0;
+	}
+	memcpy(uuid->data, pool + pool_used, UUID_LEN);
+	/* each byte is used once */
+	memset(pool + pool_used, 0, UUID_LEN);
+	pool_used += UUID_LEN;
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x40;	/* version 4 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+}
+
+/*
+ * mq_publish_check_routable
+ *		For mandatory publishing: raise an error unless something would
+ *		receive a message to dest with key and headers.
+ */
+static void
+mq_publish_check_routable(text *dest, Datum key, bool key_null,
+						  Datum headers, bool headers_null)
+{
+	Datum		values[3];
+	char		nulls[3];
+	bool		isnull;
+	bool		routable;
+
+	values[0] = PointerGetDatum(dest);
+	values[1] = key;
+	values[2] = headers;
+	nulls[0] = ' ';
+	nulls[1] = key_null ? 'n' : ' ';
+	nulls[2] = headers_null ? 'n' : ' ';
+	SPI_connect();
+	mq_stmt_exec(&mq_stmt_routable, values, nulls, 1);
+	routable = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (!routable)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("message to \"%s\" with key \"%s\" is unroutable",
+						text_to_cstring(dest),
+						key_null ? "" : text_to_cstring(DatumGetTextPP(key))),
+				 errhint("No binding routes it to a queue or topic; bind one, or publish without mandatory.")));
+}
+
+/*
+ * mq_outbox_row
+ *		Fill values/nulls (mq_rel_outbox's order) with a new outbox row for
+ *		dest and return its event id (palloc'd).  Takes the key's lock.
+ */
+static pg_uuid_t *
+mq_outbox_row(Datum *values, bool *nulls, text *dest, Datum key, bool key_null,
+			  Datum payload, bool payload_null, Datum headers, bool headers_null)
+{
+	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+	if (!key_null)
+		mq_outbox_lock_key(dest, DatumGetTextPP(key));
+	mq_random_uuid(id);
+	values[0] = UUIDPGetDatum(id);
+	values[1] = PointerGetDatum(dest);
+	values[2] = key;
+	values[3] = (Datum) 0;
+	values[4] = payload;
+	values[5] = headers;
+	values[6] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	values[7] = Int64GetDatum(mq_next_outbox_seq());
+	nulls[0] = nulls[1] = false;
+	nulls[2] = key_null;
+	nulls[3] = true;
+	nulls[4] = payload_null;
+	nulls[5] = headers_null;
+	nulls[6] = nulls[7] = false;
+	return id;
+}
+
+/*
+ * mq_publish_dest
+ *		The destination argument: not NULL, and an existing queue, topic or
+ *		exchange.
+ */
+static text *
+mq_publish_dest(FunctionCallInfo fcinfo)
+{
+	text	   *dest;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("destination must not be NULL")));
+	dest = PG_GETARG_TEXT_PP(0);
+	mq_outbox_check_dest(dest, NULL);
+	return dest;
+}
+
+/*
+ * mq_publish
+ *		mq.publish(destination, payload, key, headers, mandatory) RETURNS
+ *		uuid: write an outbox row in the caller's transaction; with
+ *		mandatory, refuse a message that nothing would receive.
+ *
+ * Does what mq.outbox's triggers do for an INSERT (the destination check,
+ * the key lock, the relay's wake-up at commit) and hands the row to the
+ * outbox buffer (outbox.c), which writes it by the end of the statement.
+ */
+Datum
+mq_publish(PG_FUNCTION_ARGS)
+{
+	text	   *dest;
+	Datum		values[MQ_OUTBOX_NCOLS];
+	bool		nulls[MQ_OUTBOX_NCOLS];
+	pg_uuid_t  *id;
+
+	mq_check_writable("mq.publish()");
+	dest = mq_publish_dest(fcinfo);
+	if (!PG_ARGISNULL(4) && PG_GETARG_BOOL(4))
+		mq_publish_check_routable(dest,
+								  PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
+								  PG_ARGISNULL(2),
+								  PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3),
+								  PG_ARGISNULL(3));
+	mq_direct_check_insert(&mq_rel_outbox);
+	id = mq_outbox_row(values, nulls, dest,
+					   PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2), PG_ARGISNULL(2),
+					   PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1),
+					   PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3));
+	mq_outbox_buffer_add(values, nulls);
+	mq_xact_relay_on_commit();
+	PG_RETURN_UUID_P(id);
+}
+
+/*
+ * mq_publish_array
+ *		Deconstruct an optional per-message array argument of publish_batch
+ *		(NULL: *elems stays NULL), checking its shape against n messages.
+ */
+static void
+mq_publish_array(FunctionCallInfo fcinfo, int argno, const char *argname,
+				 Oid elemtype, int n, Datum **elems, bool **nulls)
+{
+	ArrayType  *arr;
+	int			count;
+
+	*elems = NULL;
+	*nulls = NULL;
+	if (PG_ARGISNULL(argno))
+		return;
+	arr = PG_GETARG_ARRAYTYPE_P(argno);
+	mq_check_same_length(mq_check_array(arr, argname, true), n, argname);
+	deconstruct_array(arr, elemtype, -1, false, TYPALIGN_INT, elems, nulls, &count);
+}
+
+/*
+ * mq_publish_batch
+ *		mq.publish_batch(destination, payloads, keys, headers, mandatory)
+ *		RETURNS SETOF uuid: one outbox row per payload, in one multi-row
+ *		insert; the event ids in input order.
+ */
+Datum
+mq_publish_batch(PG_FUNCTION_ARGS)
+{
+	text	   *dest;
+	bool		mandatory = !PG_ARGISNULL(4) && PG_GETARG_BOOL(4);
+	Datum	   *pv,
+			   *kv,
+			   *hv;
+	bool	   *pn,
+			   *kn,
+			   *hn;
+	int			n;
+	Tuplestorestate *store;
+	TupleDesc	desc;
+	MqDirect	d;
+	Datum	   *values;
+	bool	   *nulls;
+	int			i;
+
+	mq_check_writable("mq.publish_batch()");
+	dest = mq_publish_dest(fcinfo);
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("payloads must not be NULL")));
+	/* a NULL payload element is a NULL payload, as mq.publish accepts one */
+	(void) mq_check_array(PG_GETARG_ARRAYTYPE_P(1), "payloads", true);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), JSONBOID, -1, false,
+					  TYPALIGN_INT, &pv, &pn, &n);
+	mq_publish_array(fcinfo, 2, "keys", TEXTOID, n, &kv, &kn);
+	mq_publish_array(fcinfo, 3, "headers", JSONBOID, n, &hv, &hn);
+
+	if (mandatory)
+		for (i = 0; i < n; i++)
+			mq_publish_check_routable(dest,
+									  kv && !kn[i] ? kv[i] : (Datum) 0, !kv || kn[i],
+									  hv && !hn[i] ? hv[i] : (Datum) 0, !hv || hn[i]);
+
+	store = mq_srf_init(fcinfo, &desc);
+	if (n == 0)
+		return (Datum) 0;
+	mq_direct_open(&d, &mq_rel_outbox, "mq.publish_batch()", true);
+	values = palloc(sizeof(Datum) * MQ_OUTBOX_NCOLS * n);
+	nulls = palloc(sizeof(bool) * MQ_OUTBOX_NCOLS * n);
+	for (i = 0; i < n; i++)
+	{
+		pg_uuid_t  *id;
+		Datum		idd;
+		bool		idnull = false;
+
+		id = mq_outbox_row(values + i * MQ_OUTBOX_NCOLS, nulls + i * MQ_OUTBOX_NCOLS,
+						   dest,
+						   kv && !kn[i] ? kv[i] : (Datum) 0, !kv || kn[i],
+						   pv[i], pn[i],
+						   hv && !hn[i] ? hv[i] : (Datum) 0, !hv || hn[i]);
+		idd = UUIDPGetDatum(id);
+		tuplestore_putvalues(store, desc, &idd, &idnull);
+	}
+	mq_direct_insert_many(&d, n, values, nulls);
+	mq_direct_close(&d);
+	mq_xact_relay_on_commit();
+	return (Datum) 0;
 }

@@ -550,55 +550,24 @@ mq_poll(PG_FUNCTION_ARGS)
 	Interval   *vt = mq_arg_interval(fcinfo, 2, "visibility_timeout", NULL);
 	Interval	zero = {0};
 	Interval   *wait = mq_arg_interval(fcinfo, 3, "wait", &zero);
-	TimestampTz deadline = 0;
 	Tuplestorestate *store;
 	TupleDesc	desc;
 	MqQueue		q;
-	MqWaitSlot *slot = NULL;
-	bool		waiting;
+	MqWaiter	waiter;
+	MqWaiter   *w;
 
-	waiting = (wait->time > 0 || wait->day > 0 || wait->month > 0);
-	if (waiting)
-	{
-		mq_require_shmem();
-		if (IsolationUsesXactSnapshot())
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("mq.poll cannot wait inside a REPEATABLE READ or SERIALIZABLE transaction"),
-					 errdetail("The transaction's snapshot would never show new messages."),
-					 errhint("Poll with wait => '0', or wait in a READ COMMITTED transaction.")));
-		deadline = DatumGetTimestampTz(mq_time_plus(GetCurrentTimestamp(), wait));
-	}
-
+	w = mq_wait_start(&waiter, "mq.poll", wait);
 	store = mq_srf_init(fcinfo, &desc);
 	SPI_connect();
 	q = *mq_queue_get(qname);
-	if (waiting)
-		slot = mq_wait_slot(MyDatabaseId, q.queue_id);
-
 	for (;;)
 	{
-		uint64		generation = waiting ? pg_atomic_read_u64(&slot->generation) : 0;
-		TimestampTz now;
-		TimestampTz until;
-
-		if (mq_poll_once(&q, max_messages, vt, store) > 0 || !waiting)
+		if (w != NULL)
+			mq_wait_arm(w, MQ_WAIT_QUEUE, q.queue_id);
+		if (mq_poll_once(&q, max_messages, vt, store) > 0 || w == NULL ||
+			mq_wait_over(w))
 			break;
-		now = GetCurrentTimestamp();
-		if (now >= deadline)
-			break;
-		until = Min(deadline, mq_next_ready(&q, now));
-
-		ConditionVariablePrepareToSleep(&slot->cv);
-		if (pg_atomic_read_u64(&slot->generation) == generation)
-		{
-			long		ms = (long) ((until - GetCurrentTimestamp()) / 1000) + 1;
-
-			if (ms > 0)
-				(void) ConditionVariableTimedSleep(&slot->cv, ms, PG_WAIT_EXTENSION);
-		}
-		ConditionVariableCancelSleep();
-		CHECK_FOR_INTERRUPTS();
+		mq_wait_sleep(w, mq_next_ready(&q, GetCurrentTimestamp()));
 	}
 	SPI_finish();
 	return (Datum) 0;

@@ -290,7 +290,7 @@ mq_relay_topics(SPITupleTable *rows, uint64 n, const int32 *dest_id)
 			args[2] = Int64GetDatum(tp->next_offset[p]);
 			mq_stmt_exec(&mq_stmt_topic_advance, args, NULL, 0);
 		}
-		mq_xact_wake(-tp->topic_id);
+		mq_xact_wake_topic(tp->topic_id);
 	}
 	return true;
 }
