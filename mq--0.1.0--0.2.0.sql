@@ -203,4 +203,10 @@ $$;
 -- Topic and outbox integrity: publish buffer, key order, group fencing
 --------------------------------------------------------------------------
 
+-- seq is drawn by the outbox's BEFORE trigger (mq._outbox_check) after it
+-- has taken the key lock, not by a column default before it: per-key relay
+-- order is then commit order for a plain INSERT as for mq.publish.  A seq
+-- given explicitly (a restore) is kept.
+ALTER TABLE mq.outbox ALTER COLUMN seq DROP DEFAULT;
+
 -- (end of section: topic integrity)

@@ -82,8 +82,17 @@ typedef enum MqLockClass
 	MQ_LOCK_EXCHANGE = 5,		/* an exchange: likewise */
 	MQ_LOCK_NAME = 6,			/* hash of an object name, while creating */
 	MQ_LOCK_PUBLISH_KEY = 7,	/* hash of (destination, key) of publishers */
-	MQ_LOCK_GROUP = 8			/* a consumer group */
+	MQ_LOCK_GROUP = 8,			/* a consumer group */
+	MQ_LOCK_PUBLISH_STRIPE = 9	/* a stripe of MQ_LOCK_PUBLISH_KEY hashes */
 } MqLockClass;
+
+/*
+ * Key locks of publishers (outbox.c): a transaction locks up to
+ * MQ_PUBLISH_KEY_LOCKS distinct keys one by one, then whole stripes (of
+ * MQ_PUBLISH_KEY_STRIPES), so its footprint in the lock table is bounded.
+ */
+#define MQ_PUBLISH_KEY_LOCKS 32
+#define MQ_PUBLISH_KEY_STRIPES 16
 
 #define MQ_SET_LOCKTAG(tag, cls, id) \
 	SET_LOCKTAG_ADVISORY((tag), MyDatabaseId, (uint32) (cls), (uint32) (id), \
@@ -287,6 +296,11 @@ extern void mq_direct_close(MqDirect *d);
 
 /* outbox.c: publishing; mq.publish's rows, written by the end of the statement */
 #define MQ_OUTBOX_NCOLS 8
+/* rows, and bytes of their values, held before they are written anyway */
+#define MQ_OUTBOX_BUFFER_ROWS 1000
+#define MQ_OUTBOX_BUFFER_BYTES (8 * 1024 * 1024)
+/* room for rows a new batch of the buffer starts with (it grows) */
+#define MQ_OUTBOX_BATCH_INITIAL_ROWS 16
 extern MqDirectRel mq_rel_outbox;
 extern void mq_outbox_init(void);
 extern void mq_outbox_buffer_add(const Datum *values, const bool *nulls);
