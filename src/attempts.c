@@ -203,7 +203,10 @@ mq_attempts_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			if (mq_ndelivered > 0 && mq_shared != NULL)
+			{
 				mq_abort_push(MyDatabaseId, mq_delivered, mq_ndelivered);
+				mq_wait_wake_deliveries(mq_delivered, mq_ndelivered);
+			}
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
@@ -246,7 +249,10 @@ mq_attempts_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (first < 0)
 		return;
 	if (mq_shared != NULL)
+	{
 		mq_abort_push(MyDatabaseId, &mq_delivered[first], mq_ndelivered - first);
+		mq_wait_wake_deliveries(&mq_delivered[first], mq_ndelivered - first);
+	}
 	mq_ndelivered = first;
 }
 

@@ -87,6 +87,17 @@ typedef enum MqLockClass
 } MqLockClass;
 
 /*
+ * The modes of the object locks (MQ_LOCK_QUEUE, _TOPIC, _EXCHANGE): every
+ * operation that uses an object (send, poll, ack, publish, dead-lettering
+ * into it, pointing another object at it) holds MQ_LOCKMODE_USE until its
+ * transaction ends; drop, purge and alter take MQ_LOCKMODE_CHANGE.  Creating
+ * an object takes MQ_LOCKMODE_CHANGE on MQ_LOCK_NAME of its name.  See
+ * "Lock protocol" in doc/design.md.
+ */
+#define MQ_LOCKMODE_USE ShareLock
+#define MQ_LOCKMODE_CHANGE ExclusiveLock
+
+/*
  * Key locks of publishers (outbox.c): a transaction locks up to
  * MQ_PUBLISH_KEY_LOCKS distinct keys one by one, then whole stripes (of
  * MQ_PUBLISH_KEY_STRIPES), so its footprint in the lock table is bounded.
@@ -222,6 +233,7 @@ extern void mq_wait_arm(MqWaiter *w, MqWaitKind kind, int32 id);
 extern bool mq_wait_over(MqWaiter *w);
 extern void mq_wait_sleep(MqWaiter *w, TimestampTz until);
 extern void mq_wait_wake(MqWaitKind kind, int32 id);
+extern void mq_wait_wake_deliveries(const MqDelivery *d, int n);
 
 /* xact.c */
 extern void mq_xact_init(void);
@@ -246,6 +258,7 @@ extern void mq_worker_wake(Oid dboid);
 extern void mq_worker_request_launch(Oid dboid);
 
 /* catalog.c */
+extern bool mq_lock_object(MqLockClass cls, int32 id, LOCKMODE mode);
 extern void mq_check_queue_name(const char *name, int len);
 extern const MqQueue *mq_queue_get(text *queue_name);
 extern void mq_catalog_init(void);
@@ -312,6 +325,8 @@ extern char mq_dest_lookup(const char *name, int len, int32 *id);
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);
 extern void mq_stmt_exec(MqStmt *stmt, Datum *values, const char *nulls,
 						 long count);
+extern void mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls,
+								long count);
 extern Tuplestorestate *mq_srf_init(FunctionCallInfo fcinfo,
 									TupleDesc *tupdesc);
 
