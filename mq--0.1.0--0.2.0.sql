@@ -33,6 +33,8 @@ SELECT pg_catalog.pg_extension_config_dump('mq.group_member', '');
 -- index at once, and the dump's own CREATE INDEX then failed with 42P07.
 -- With the index on mq.topic_record_<id> (not a member), a restore
 -- attaches bare partitions and builds their indexes after the data.
+-- mq.create_topic creates the index of a new topic (its definition is in
+-- the queue integrity section).
 DROP INDEX mq.topic_record_offset_idx;
 DO $$
 DECLARE
@@ -42,47 +44,6 @@ BEGIN
         EXECUTE format('CREATE INDEX ON mq.%I (topic_id, partition, "offset")',
                        'topic_record_' || t.topic_id);
     END LOOP;
-END;
-$$;
-
-CREATE OR REPLACE FUNCTION mq.create_topic(
-    topic_name  text,
-    partitions  integer DEFAULT 1,
-    retention   interval DEFAULT '7 days')
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    tid integer;
-BEGIN
-    IF topic_name IS NULL OR partitions IS NULL OR retention IS NULL THEN
-        RAISE EXCEPTION 'topic_name, partitions and retention must not be NULL'
-            USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    PERFORM mq._check_name(topic_name);
-    IF partitions < 1 OR partitions > 1024 THEN
-        RAISE EXCEPTION 'partitions must be between 1 and 1024, got %', partitions
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF retention <= interval '0' THEN
-        RAISE EXCEPTION 'retention must be positive, got %', retention
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    PERFORM mq._check_name_free(topic_name);
-    tid := nextval('mq.topic_id_seq');
-    INSERT INTO mq.topic (topic_id, topic_name, partitions, retention)
-    VALUES (tid, topic_name, partitions, retention);
-    INSERT INTO mq.topic_partition (topic_id, partition)
-    SELECT tid, p FROM generate_series(0, partitions - 1) p;
-    -- the topic's storage: a partition of mq.topic_record, split in segments
-    EXECUTE format('CREATE TABLE mq.%I PARTITION OF mq.topic_record FOR VALUES IN (%s) PARTITION BY RANGE (seg)',
-                   'topic_record_' || tid, tid);
-    -- its index is the topic's own (mq.topic_record has none: see above)
-    EXECUTE format('CREATE INDEX ON mq.%I (topic_id, partition, "offset")', 'topic_record_' || tid);
-    PERFORM mq._new_segment(tid);
-    PERFORM mq._invalidate_queue_cache();
 END;
 $$;
 
@@ -743,6 +704,9 @@ BEGIN
     -- the topic's storage: a partition of mq.topic_record, split in segments
     EXECUTE format('CREATE TABLE mq.%I PARTITION OF mq.topic_record FOR VALUES IN (%s) PARTITION BY RANGE (seg)',
                    'topic_record_' || tid, tid);
+    -- its index is the topic's own: mq.topic_record has none, so that a
+    -- restore attaches bare partitions (see the operations section)
+    EXECUTE format('CREATE INDEX ON mq.%I (topic_id, partition, "offset")', 'topic_record_' || tid);
     PERFORM mq._new_segment(tid);
     PERFORM mq._invalidate_queue_cache();
 END;
