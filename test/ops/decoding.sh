@@ -27,7 +27,7 @@ max_wal_senders = 4
 mq.naptime = 200
 CONF
 # a server that lists the output plugins it allows must allow wal2json
-if "$MQ_PGBIN/postgres" --describe-config 2>/dev/null | grep -q '^output_plugin_libraries'; then
+if "$MQ_PGBIN/postgres" --describe-config 2>/dev/null | grep '^output_plugin_libraries' >/dev/null; then
 	echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'" >>"$L/data/postgresql.conf"
 fi
 ops_pg_start "$L" || die "cannot start the cluster"
