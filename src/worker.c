@@ -713,6 +713,12 @@ mq_launcher_sync(void)
 		}
 		if (d == NULL)
 			continue;
+		if (w->wanted && d->state == MQ_DB_PROBING && w->pid != 0)
+		{
+			/* the probe found mq and became the worker: probe the next */
+			d->state = MQ_DB_PRESENT;
+			d->failures = 0;
+		}
 		if (w->wanted && d->state != MQ_DB_PRESENT && d->state != MQ_DB_PROBING)
 		{
 			d->state = MQ_DB_PRESENT;
@@ -774,8 +780,12 @@ mq_launcher_cycle(void)
 	mq_launcher_reap(now);
 	mq_launcher_sync();
 
+	/* one probe at a time; one that hangs (connecting) holds back others
+	 * only for a launcher interval */
 	for (i = 0; i < mq_nldbs; i++)
-		probing = probing || mq_ldbs[i].state == MQ_DB_PROBING;
+		probing = probing || (mq_ldbs[i].state == MQ_DB_PROBING &&
+							  now - mq_ldbs[i].launched_at <
+							  MQ_LAUNCHER_INTERVAL_MS * (int64) 1000);
 
 	for (i = 0; i < mq_nldbs; i++)
 	{
