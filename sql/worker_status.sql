@@ -27,8 +27,3 @@ SELECT has_function_privilege('public', 'mq._worker_status()', 'EXECUTE') AS pub
        has_table_privilege('pg_monitor', 'mq.worker_status', 'SELECT') AS monitor_select,
        has_function_privilege('pg_monitor', 'mq._worker_status()', 'EXECUTE') AS monitor_exec,
        has_function_privilege('public', 'mq._check_preload()', 'EXECUTE') AS public_check;
-CREATE ROLE ws_nobody;
-SET ROLE ws_nobody;
-SELECT count(*) FROM mq._worker_status();
-RESET ROLE;
-DROP ROLE ws_nobody;

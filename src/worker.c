@@ -1039,6 +1039,8 @@ mq_db_worker_attach(Oid dboid, bool probe)
 			ok = true;
 		}
 	}
+	/* a probe that became the worker frees the launcher's probe turn */
+	mq_wake_launcher();
 	LWLockRelease(mq_shared->lock);
 	if (w == NULL && probe)
 		ereport(WARNING,
