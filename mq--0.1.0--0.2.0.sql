@@ -381,6 +381,69 @@ SELECT t.topic_name, p.partition,
 
 GRANT SELECT ON mq.queue_stats, mq.consumer_lag, mq.topic_stats, mq.grants TO PUBLIC;
 
+
+--- the entry points run as the extension's owner and check the caller
+
+ALTER FUNCTION mq.send(text, jsonb, jsonb, interval, text) SECURITY DEFINER;
+ALTER FUNCTION mq.send_batch(text, jsonb[], jsonb[], interval, text[]) SECURITY DEFINER;
+ALTER FUNCTION mq.poll(text, integer, interval, interval) SECURITY DEFINER;
+ALTER FUNCTION mq.pop(text, integer) SECURITY DEFINER;
+ALTER FUNCTION mq.ack(text, bigint) SECURITY DEFINER;
+ALTER FUNCTION mq.ack(text, bigint[]) SECURITY DEFINER;
+ALTER FUNCTION mq.extend(text, bigint, interval) SECURITY DEFINER;
+ALTER FUNCTION mq.fetch(text, text, integer, text, interval, boolean) SECURITY DEFINER;
+ALTER FUNCTION mq.commit(text, text, integer, bigint, text) SECURITY DEFINER;
+ALTER FUNCTION mq.publish(text, jsonb, text, jsonb, boolean) SECURITY DEFINER;
+ALTER FUNCTION mq.publish_batch(text, jsonb[], text[], jsonb[], boolean) SECURITY DEFINER;
+ALTER FUNCTION mq.relay(integer) SECURITY DEFINER;
+ALTER FUNCTION mq.run_maintenance() SECURITY DEFINER;
+-- the outbox's triggers read mq's catalog for whoever inserts
+ALTER FUNCTION mq._outbox_check() SECURITY DEFINER;
+ALTER FUNCTION mq._outbox_trigger() SECURITY DEFINER;
+
+CREATE OR REPLACE FUNCTION mq.list_queues()
+RETURNS TABLE (queue_name text, created_at timestamptz, settings jsonb)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT q.queue_name, q.created_at,
+           jsonb_build_object('visibility_timeout', q.visibility_timeout,
+                              'max_attempts', q.max_attempts,
+                              'retry_delay', q.retry_delay,
+                              'retry_delay_max', q.retry_delay_max,
+                              'dead_letter_queue', d.queue_name,
+                              'message_ttl', q.message_ttl,
+                              'dedup_window', q.dedup_window)
+    FROM mq.queue q
+    LEFT JOIN mq.queue d ON d.queue_id = q.dead_letter_queue_id
+    WHERE mq._acl_visible(q.queue_name)
+    ORDER BY q.queue_name
+$$;
+
+CREATE OR REPLACE FUNCTION mq.list_topics()
+RETURNS TABLE (topic_name text, partitions integer, retention interval, created_at timestamptz)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.topic_name, t.partitions, t.retention, t.created_at FROM mq.topic t
+     WHERE mq._acl_visible(t.topic_name)
+     ORDER BY 1
+$$;
+
+CREATE OR REPLACE FUNCTION mq.list_exchanges()
+RETURNS TABLE (exchange_name text, type text, alternate_exchange text, dropped bigint)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT x.exchange_name, x.type, a.exchange_name, x.dropped
+      FROM mq.exchange x LEFT JOIN mq.exchange a ON a.exchange_id = x.alternate_exchange_id
+     WHERE mq._acl_visible(x.exchange_name)
+     ORDER BY 1
+$$;
+
 -- (end of section: privileges)
 
 --------------------------------------------------------------------------

@@ -469,6 +469,26 @@ mq_acl_caller(void)
 }
 
 /*
+ * mq_acl_kind_privs
+ *		The privileges that apply to objects of a kind.
+ */
+static uint32
+mq_acl_kind_privs(char kind)
+{
+	switch (kind)
+	{
+		case MQ_KIND_QUEUE:
+			return MQ_PRIV_SEND | MQ_PRIV_RECEIVE | MQ_PRIV_MANAGE;
+		case MQ_KIND_TOPIC:
+			return MQ_PRIV_PUBLISH | MQ_PRIV_CONSUME | MQ_PRIV_MANAGE;
+		case MQ_KIND_EXCHANGE:
+			return MQ_PRIV_PUBLISH | MQ_PRIV_MANAGE;
+		default:
+			return MQ_PRIV_ALL;
+	}
+}
+
+/*
  * mq_acl_privs
  *		The privileges the caller holds on an object (kind, id); kind '*'
  *		asks for the privileges on '*' alone.
@@ -489,7 +509,7 @@ mq_acl_privs(Oid role, char kind, int32 id)
 	key.kind = kind;
 	key.id = id;
 	obj = hash_search(mq_acl_objects, &key, HASH_FIND, NULL);
-	return r->star | (obj != NULL ? obj->privs : 0);
+	return (r->star & mq_acl_kind_privs(kind)) | (obj != NULL ? obj->privs : 0);
 }
 
 /*
@@ -575,6 +595,35 @@ mq_acl_check_queue(const MqQueue *q, uint32 priv)
 }
 
 /*
+ * mq_acl_dest_lookup
+ *		mq_dest_lookup as the extension's owner: the view filters call it as
+ *		the querying role, which may read none of mq's catalog.
+ */
+static char
+mq_acl_dest_lookup(const char *name, int len, int32 *id)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	volatile char kind = 0;
+
+	mq_acl_load();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	if (save_userid == mq_acl_owner)
+		return mq_dest_lookup(name, len, id);
+	SetUserIdAndSecContext(mq_acl_owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		kind = mq_dest_lookup(name, len, id);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+	}
+	PG_END_TRY();
+	return kind;
+}
+
+/*
  * mq_acl_check_name
  *		mq_acl_check for an object known by name: a queue, topic or
  *		exchange, or '*'.  An unknown name needs the privilege on '*' (the
@@ -597,7 +646,7 @@ mq_acl_check_name(const char *name, int len, uint32 priv)
 		mq_acl_check(MQ_KIND_ALL, 0, buf, priv);
 		return;
 	}
-	kind = mq_dest_lookup(buf, len, &id);
+	kind = mq_acl_dest_lookup(buf, len, &id);
 	if (kind != 0)
 	{
 		mq_acl_check(kind, id, buf, priv);
@@ -660,7 +709,7 @@ mq_acl_has_privilege(PG_FUNCTION_ARGS)
 		kind = MQ_KIND_ALL;
 	else
 	{
-		kind = mq_dest_lookup(s, len, &id);
+		kind = mq_acl_dest_lookup(s, len, &id);
 		if (kind == 0)
 			PG_RETURN_BOOL(false);
 	}
@@ -697,7 +746,7 @@ mq_acl_visible(PG_FUNCTION_ARGS)
 	role = mq_acl_caller();
 	if (has_privs_of_role(role, ROLE_PG_MONITOR))
 		PG_RETURN_BOOL(true);
-	kind = mq_dest_lookup(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name), &id);
+	kind = mq_acl_dest_lookup(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name), &id);
 	if (kind == 0)
 		PG_RETURN_BOOL(mq_acl_privs(role, MQ_KIND_ALL, 0) != 0);
 	PG_RETURN_BOOL(mq_acl_privs(role, kind, id) != 0);
@@ -855,7 +904,7 @@ mq_acl_ddl_guard(PG_FUNCTION_ARGS)
 		char	  **names;
 
 		rc = SPI_execute_with_args(mq_guard_revoke_sql, 1, argtypes, args,
-								   NULL, true, 0);
+								   NULL, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "mq: guard query failed: %s", SPI_result_code_string(rc));
 		n = (int) SPI_processed;
@@ -876,7 +925,7 @@ mq_acl_ddl_guard(PG_FUNCTION_ARGS)
 		int			rc;
 
 		rc = SPI_execute_with_args(mq_guard_sql, 1, argtypes, args,
-								   NULL, true, 1);
+								   NULL, false, 1);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "mq: guard query failed: %s", SPI_result_code_string(rc));
 		if (SPI_processed > 0)

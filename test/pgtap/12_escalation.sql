@@ -122,15 +122,17 @@ DECLARE
     f record;
     st text;
 BEGIN
-    FOR f IN SELECT p.oid::regproc::text AS name, p.pronargs
+    -- arguments that the planner cannot fold away, so the call is made
+    FOR f IN SELECT p.oid::regproc::text AS name,
+                    (SELECT string_agg(format('(SELECT NULL::%s)', t::regtype), ', ' ORDER BY n)
+                       FROM unnest(p.proargtypes::oid[]) WITH ORDINALITY a(t, n)) AS args
                FROM pg_proc p
               WHERE p.pronamespace = 'mq'::regnamespace AND p.proname LIKE '\_%'
                 AND p.prorettype NOT IN ('trigger'::regtype, 'event_trigger'::regtype)
     LOOP
         BEGIN
             PERFORM set_config('role', 'mq_tap_evil', true);
-            EXECUTE format('SELECT %s(%s)', f.name,
-                           (SELECT string_agg('NULL', ', ') FROM generate_series(1, f.pronargs)));
+            EXECUTE format('SELECT %s(%s)', f.name, coalesce(f.args, ''));
             st := 'called';
         EXCEPTION WHEN OTHERS THEN
             st := SQLSTATE;
