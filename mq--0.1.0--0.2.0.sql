@@ -255,17 +255,17 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER acl_owned AFTER INSERT ON mq.queue
+CREATE TRIGGER queue_acl_owned AFTER INSERT ON mq.queue
     FOR EACH ROW EXECUTE FUNCTION mq._acl_owned('q', 'queue_id');
-CREATE TRIGGER acl_dropped AFTER DELETE ON mq.queue
+CREATE TRIGGER queue_acl_dropped AFTER DELETE ON mq.queue
     FOR EACH ROW EXECUTE FUNCTION mq._acl_dropped('q', 'queue_id');
-CREATE TRIGGER acl_owned AFTER INSERT ON mq.topic
+CREATE TRIGGER topic_acl_owned AFTER INSERT ON mq.topic
     FOR EACH ROW EXECUTE FUNCTION mq._acl_owned('t', 'topic_id');
-CREATE TRIGGER acl_dropped AFTER DELETE ON mq.topic
+CREATE TRIGGER topic_acl_dropped AFTER DELETE ON mq.topic
     FOR EACH ROW EXECUTE FUNCTION mq._acl_dropped('t', 'topic_id');
-CREATE TRIGGER acl_owned AFTER INSERT ON mq.exchange
+CREATE TRIGGER exchange_acl_owned AFTER INSERT ON mq.exchange
     FOR EACH ROW EXECUTE FUNCTION mq._acl_owned('x', 'exchange_id');
-CREATE TRIGGER acl_dropped AFTER DELETE ON mq.exchange
+CREATE TRIGGER exchange_acl_dropped AFTER DELETE ON mq.exchange
     FOR EACH ROW EXECUTE FUNCTION mq._acl_dropped('x', 'exchange_id');
 
 -- Rows of the views for the calling role: objects it holds a privilege on;
