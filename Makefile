@@ -14,6 +14,8 @@ OBJS = \
 	src/spi_util.o \
 	src/shmem.o \
 	src/xact.o \
+	src/counter.o \
+	src/attempts.o \
 	src/worker.o \
 	src/topic.o \
 	src/direct.o \

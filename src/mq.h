@@ -10,10 +10,11 @@
  *	  mq.c		 module entry point (_PG_init), GUCs
  *	  catalog.c	 queue names: validation and the per-backend queue cache
  *	  queue.c	 send, send_batch, poll (incl. long poll), pop, ack, extend
- *	  xact.c	 what a transaction does at commit/abort: wake-ups,
- *				 counters, attempts of aborted deliveries
+ *	  xact.c	 wake-ups and worker pokes a transaction owes at commit
+ *	  counter.c	 per-queue counters: backend moves, shared slots, flush
+ *	  attempts.c attempts of deliveries undone by a rollback
  *	  wait.c	 long-poll waiting (mq.poll, mq.fetch) and its wake-ups
- *	  shmem.c	 shared memory: counters, abort ring, workers
+ *	  shmem.c	 shared memory allocation and its lock
  *	  worker.c	 the launcher and per-database background workers
  *	  topic.c	 murmur2 (Kafka's partitioner)
  *	  outbox.c	 publish, publish_batch, the outbox triggers, per-key
@@ -83,8 +84,28 @@ typedef enum MqLockClass
 	MQ_LOCK_EXCHANGE = 5,		/* an exchange: likewise */
 	MQ_LOCK_NAME = 6,			/* hash of an object name, while creating */
 	MQ_LOCK_PUBLISH_KEY = 7,	/* hash of (destination, key) of publishers */
-	MQ_LOCK_GROUP = 8			/* a consumer group */
+	MQ_LOCK_GROUP = 8,			/* a consumer group */
+	MQ_LOCK_PUBLISH_STRIPE = 9	/* a stripe of MQ_LOCK_PUBLISH_KEY hashes */
 } MqLockClass;
+
+/*
+ * The modes of the object locks (MQ_LOCK_QUEUE, _TOPIC, _EXCHANGE): every
+ * operation that uses an object (send, poll, ack, publish, dead-lettering
+ * into it, pointing another object at it) holds MQ_LOCKMODE_USE until its
+ * transaction ends; drop, purge and alter take MQ_LOCKMODE_CHANGE.  Creating
+ * an object takes MQ_LOCKMODE_CHANGE on MQ_LOCK_NAME of its name.  See
+ * "Lock protocol" in doc/design.md.
+ */
+#define MQ_LOCKMODE_USE ShareLock
+#define MQ_LOCKMODE_CHANGE ExclusiveLock
+
+/*
+ * Key locks of publishers (outbox.c): a transaction locks up to
+ * MQ_PUBLISH_KEY_LOCKS distinct keys one by one, then whole stripes (of
+ * MQ_PUBLISH_KEY_STRIPES), so its footprint in the lock table is bounded.
+ */
+#define MQ_PUBLISH_KEY_LOCKS 32
+#define MQ_PUBLISH_KEY_STRIPES 16
 
 #define MQ_SET_LOCKTAG(tag, cls, id) \
 	SET_LOCKTAG_ADVISORY((tag), MyDatabaseId, (uint32) (cls), (uint32) (id), \
@@ -205,11 +226,6 @@ typedef struct MqStmt
 extern void mq_shmem_init(void);
 extern void mq_require_shmem(void);
 extern int32 mq_murmur2_bytes(const unsigned char *data, int len);
-extern void mq_counter_add(Oid dboid, int32 queue_id, const int64 *n);
-extern int	mq_counter_take(Oid dboid, MqCounter *out, int max);
-extern void mq_abort_push(Oid dboid, const MqDelivery *d, int n);
-extern void mq_abort_push_quiet(Oid dboid, const MqDelivery *d, int n);
-extern int	mq_abort_take(Oid dboid, MqDelivery *out, int max);
 
 /* wait.c */
 extern void mq_wait_shmem_init(MqWaitSlot *slots);
@@ -219,16 +235,24 @@ extern void mq_wait_arm(MqWaiter *w, MqWaitKind kind, int32 id);
 extern bool mq_wait_over(MqWaiter *w);
 extern void mq_wait_sleep(MqWaiter *w, TimestampTz until);
 extern void mq_wait_wake(MqWaitKind kind, int32 id);
+extern void mq_wait_wake_deliveries(const MqDelivery *d, int n);
 
 /* xact.c */
 extern void mq_xact_init(void);
 extern void mq_xact_wake(int32 queue_id);
 extern void mq_xact_wake_topic(int32 topic_id);
-extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
-extern int	mq_xact_own_counts(MqCounter *out, int max);
-extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
 extern void mq_xact_launch_on_commit(void);
 extern void mq_xact_relay_on_commit(void);
+
+/* counter.c */
+extern void mq_counter_init(void);
+extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
+extern void mq_counter_flush(void);
+
+/* attempts.c */
+extern void mq_attempts_init(void);
+extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
+extern uint64 mq_attempts_apply(void);
 
 /* worker.c */
 extern void mq_worker_init(void);
@@ -236,6 +260,7 @@ extern void mq_worker_wake(Oid dboid);
 extern void mq_worker_request_launch(Oid dboid);
 
 /* catalog.c */
+extern bool mq_lock_object(MqLockClass cls, int32 id, LOCKMODE mode);
 extern void mq_check_queue_name(const char *name, int len);
 extern const MqQueue *mq_queue_get(text *queue_name);
 extern void mq_catalog_init(void);
@@ -285,6 +310,11 @@ extern void mq_direct_close(MqDirect *d);
 
 /* outbox.c: publishing; mq.publish's rows, written by the end of the statement */
 #define MQ_OUTBOX_NCOLS 8
+/* rows, and bytes of their values, held before they are written anyway */
+#define MQ_OUTBOX_BUFFER_ROWS 1000
+#define MQ_OUTBOX_BUFFER_BYTES (8 * 1024 * 1024)
+/* room for rows a new batch of the buffer starts with (it grows) */
+#define MQ_OUTBOX_BATCH_INITIAL_ROWS 16
 extern MqDirectRel mq_rel_outbox;
 extern void mq_outbox_init(void);
 extern void mq_outbox_buffer_add(const Datum *values, const bool *nulls);
@@ -320,6 +350,8 @@ extern bool mq_acl_become_owner(void);
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);
 extern void mq_stmt_exec(MqStmt *stmt, Datum *values, const char *nulls,
 						 long count);
+extern void mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls,
+								long count);
 extern Tuplestorestate *mq_srf_init(FunctionCallInfo fcinfo,
 									TupleDesc *tupdesc);
 

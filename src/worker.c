@@ -51,7 +51,6 @@ PGDLLEXPORT void mq_launcher_main(Datum main_arg);
 PGDLLEXPORT void mq_db_worker_main(Datum main_arg);
 
 PG_FUNCTION_INFO_V1(mq_sql_launch);
-PG_FUNCTION_INFO_V1(mq_sql_pending_counters);
 PG_FUNCTION_INFO_V1(mq_sql_worker_tick);
 
 #define MQ_LAUNCHER_INTERVAL_MS 10000
@@ -61,62 +60,6 @@ static ProcessUtility_hook_type mq_prev_utility_hook = NULL;
 
 /* the slot of this database worker, in the worker process */
 static MqDbWorker *mq_my_slot = NULL;
-
-/*
- * Count aborted deliveries as attempts: $1 msg_ids, $2 how many each.
- * Only rows that are leased (in flight) or that the debt exhausts are
- * touched; a ready row is left alone so that a rollback makes its message
- * available again at once (the debt waits for its next lease), and rows
- * locked by someone are skipped.
- */
-static MqStmt mq_stmt_count_attempts = {
-	"WITH d AS ("
-	"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
-	"  AS d(msg_id, n)),"
-	" c AS ("
-	"  SELECT m.msg_id, d.n FROM mq.queue_message m"
-	"  JOIN d ON m.msg_id OPERATOR(pg_catalog.=) d.msg_id"
-	"  JOIN mq.queue q ON q.queue_id OPERATOR(pg_catalog.=) m.queue_id"
-	"  WHERE m.vt OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()"
-	"     OR (q.dead_letter_queue_id IS NOT NULL AND"
-	"         m.attempt OPERATOR(pg_catalog.+) d.n OPERATOR(pg_catalog.>=) q.max_attempts)"
-	"  FOR UPDATE OF m SKIP LOCKED)"
-	" UPDATE mq.queue_message m"
-	" SET attempt = m.attempt OPERATOR(pg_catalog.+) c.n,"
-	"     exhausted = (q.dead_letter_queue_id IS NOT NULL AND"
-	"                  m.attempt OPERATOR(pg_catalog.+) c.n OPERATOR(pg_catalog.>=) q.max_attempts)"
-	" FROM c, mq.queue q"
-	" WHERE m.msg_id OPERATOR(pg_catalog.=) c.msg_id"
-	"   AND q.queue_id OPERATOR(pg_catalog.=) m.queue_id"
-	" RETURNING m.msg_id",
-	2, {INT8ARRAYOID, INT4ARRAYOID}
-};
-
-/*
- * Passes that count attempts run one at a time (the worker and
- * mq.run_maintenance()), so the debts of a message are never split between
- * two passes.  An advisory lock of the transaction: key (0x6d71, 1).
- */
-static MqStmt mq_stmt_attempts_lock = {
-	"SELECT pg_catalog.pg_advisory_xact_lock(28017, 1)", 0, {InvalidOid}
-};
-
-static MqStmt mq_stmt_still_there = {
-	"SELECT m.msg_id, m.queue_id FROM mq.queue_message m"
-	" WHERE m.msg_id OPERATOR(pg_catalog.=) ANY ($1)",
-	1, {INT8ARRAYOID}
-};
-
-static MqStmt mq_stmt_flush_counter = {
-	"UPDATE mq.queue_counter SET"
-	" total_sent = total_sent OPERATOR(pg_catalog.+) $2,"
-	" total_acked = total_acked OPERATOR(pg_catalog.+) $3,"
-	" total_dead = total_dead OPERATOR(pg_catalog.+) $4,"
-	" total_purged = total_purged OPERATOR(pg_catalog.+) $5,"
-	" updated_at = pg_catalog.now()"
-	" WHERE queue_id OPERATOR(pg_catalog.=) $1",
-	5, {INT4OID, INT8OID, INT8OID, INT8OID, INT8OID}
-};
 
 static MqStmt mq_stmt_maintain = {
 	"SELECT mq.maintain()", 0, {InvalidOid}
@@ -484,160 +427,6 @@ mq_db_worker_detach(int code, Datum arg)
 }
 
 /*
- * mq_int8_array
- *		A bigint[] of the msg_ids of d[0..n-1].
- */
-static ArrayType *
-mq_int8_array(const MqDelivery *d, int n)
-{
-	Datum	   *ids = palloc(Max(n, 1) * sizeof(Datum));
-	int			i;
-
-	for (i = 0; i < n; i++)
-		ids[i] = Int64GetDatum(d[i].msg_id);
-	return construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-}
-
-/*
- * mq_delivery_cmp
- *		qsort comparator: by msg_id.
- */
-static int
-mq_delivery_cmp(const void *a, const void *b)
-{
-	int64		x = ((const MqDelivery *) a)->msg_id;
-	int64		y = ((const MqDelivery *) b)->msg_id;
-
-	return (x > y) - (x < y);
-}
-
-/*
- * mq_count_aborted_attempts
- *		Count the deliveries of aborted transactions as attempts (see
- *		mq_stmt_count_attempts for which rows are touched now).  Debts of
- *		messages that still exist but were not touched go back to the ring
- *		for a later pass; debts of messages that are gone are forgotten.
- *		Inside SPI.  Returns the deliveries counted.
- */
-static uint64
-mq_count_aborted_attempts(void)
-{
-	MqDelivery	d[2000];
-	int			n;
-	int			i;
-	int			k = 0;
-	Datum	   *ids;
-	Datum	   *cnt;
-	Datum		values[2];
-	uint64		j;
-	uint64		done = 0;
-	bool		isnull;
-
-	mq_stmt_exec(&mq_stmt_attempts_lock, NULL, NULL, 0);
-	n = mq_abort_take(MyDatabaseId, d, lengthof(d));
-	if (n == 0)
-		return 0;
-
-	/* one (msg_id, count) per message */
-	qsort(d, n, sizeof(MqDelivery), mq_delivery_cmp);
-	ids = palloc(n * sizeof(Datum));
-	cnt = palloc(n * sizeof(Datum));
-	for (i = 0; i < n; i++)
-	{
-		if (k > 0 && DatumGetInt64(ids[k - 1]) == d[i].msg_id)
-		{
-			cnt[k - 1] = Int32GetDatum(DatumGetInt32(cnt[k - 1]) + 1);
-			continue;
-		}
-		ids[k] = Int64GetDatum(d[i].msg_id);
-		cnt[k] = Int32GetDatum(1);
-		k++;
-	}
-	values[0] = PointerGetDatum(construct_array(ids, k, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(cnt, k, INT4OID, 4,
-												true, TYPALIGN_INT));
-	mq_stmt_exec(&mq_stmt_count_attempts, values, NULL, 0);
-	if (SPI_processed == (uint64) k)
-		return (uint64) n;
-
-	/* drop the counted messages from d; keep the rest */
-	{
-		int64	   *counted = palloc(Max(SPI_processed, 1) * sizeof(int64));
-		uint64		ncounted = SPI_processed;
-		int			m = 0;
-
-		for (j = 0; j < ncounted; j++)
-			counted[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
-													 SPI_tuptable->tupdesc, 1, &isnull));
-		for (i = 0; i < n; i++)
-		{
-			bool		seen = false;
-
-			for (j = 0; j < ncounted && !seen; j++)
-				seen = (counted[j] == d[i].msg_id);
-			if (seen)
-				done++;
-			else
-				d[m++] = d[i];
-		}
-		n = m;
-	}
-
-	/* of the rest, keep the debts of messages that still exist */
-	values[0] = PointerGetDatum(mq_int8_array(d, n));
-	mq_stmt_exec(&mq_stmt_still_there, values, NULL, 0);
-	{
-		int			m = 0;
-
-		for (i = 0; i < n; i++)
-		{
-			bool		exists = false;
-
-			for (j = 0; j < SPI_processed && !exists; j++)
-				exists = (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
-													  SPI_tuptable->tupdesc, 1, &isnull)) == d[i].msg_id);
-			if (exists)
-				d[m++] = d[i];
-		}
-		if (m > 0)
-			mq_abort_push_quiet(MyDatabaseId, d, m);
-	}
-	return done;
-}
-
-/*
- * mq_flush_counters
- *		Write the counters kept in shared memory to mq.queue_counter.  The
- *		amounts written are taken out of shared memory when the transaction
- *		commits (as negative moves), so a reader of mq.queue_stats never sees
- *		them twice or not at all; a failed pass loses nothing.
- */
-static void
-mq_flush_counters(void)
-{
-	MqCounter  *c = palloc(sizeof(MqCounter) * 1024);
-	int			n;
-	int			i;
-
-	n = mq_counter_take(MyDatabaseId, c, 1024);
-	for (i = 0; i < n; i++)
-	{
-		Datum		values[1 + MQ_NCOUNTERS];
-		int			k;
-
-		values[0] = Int32GetDatum(c[i].queue_id);
-		for (k = 0; k < MQ_NCOUNTERS; k++)
-			values[1 + k] = Int64GetDatum(c[i].n[k]);
-		mq_stmt_exec(&mq_stmt_flush_counter, values, NULL, 0);
-		/* what we wrote leaves shared memory when we commit */
-		for (k = 0; k < MQ_NCOUNTERS; k++)
-			mq_xact_count(c[i].queue_id, (MqCounterKind) k, -c[i].n[k]);
-	}
-	pfree(c);
-}
-
-/*
  * mq_worker_pass
  *		One maintenance pass, inside a transaction and SPI.
  */
@@ -650,8 +439,8 @@ mq_worker_pass(void)
 		mq_stmt_exec(&mq_stmt_recount, NULL, NULL, 0);
 		mq_my_slot->recounted = true;
 	}
-	mq_count_aborted_attempts();
-	mq_flush_counters();
+	mq_attempts_apply();
+	mq_counter_flush();
 	mq_stmt_exec(&mq_stmt_maintain, NULL, NULL, 0);
 }
 
@@ -767,59 +556,6 @@ mq_sql_launch(PG_FUNCTION_ARGS)
 }
 
 /*
- * mq_sql_pending_counters
- *		mq._pending_counters(): counter moves of this database committed but
- *		not yet written to mq.queue_counter, plus the calling transaction's
- *		own.
- */
-Datum
-mq_sql_pending_counters(PG_FUNCTION_ARGS)
-{
-	TupleDesc	desc;
-	Tuplestorestate *store = mq_srf_init(fcinfo, &desc);
-	MqCounter  *c;
-	int			n = 0;
-	int			nown;
-	int			i;
-	int			j;
-
-	c = palloc(sizeof(MqCounter) * (MQ_MAX_COUNTERS + 1024));
-	if (mq_shared != NULL)
-		n = mq_counter_take(MyDatabaseId, c, MQ_MAX_COUNTERS);
-	/* plus this transaction's own moves, merged per queue */
-	nown = mq_xact_own_counts(c + n, 1024);
-	for (i = n; i < n + nown; i++)
-	{
-		for (j = 0; j < n; j++)
-			if (c[j].queue_id == c[i].queue_id)
-				break;
-		if (j < n)
-		{
-			int			k;
-
-			for (k = 0; k < MQ_NCOUNTERS; k++)
-				c[j].n[k] += c[i].n[k];
-			c[i].queue_id = -1;
-		}
-	}
-	for (i = 0; i < n + nown; i++)
-	{
-		Datum		values[1 + MQ_NCOUNTERS];
-		bool		nulls[1 + MQ_NCOUNTERS];
-		int			k;
-
-		if (i >= n && c[i].queue_id == -1)
-			continue;
-		memset(nulls, 0, sizeof(nulls));
-		values[0] = Int32GetDatum(c[i].queue_id);
-		for (k = 0; k < MQ_NCOUNTERS; k++)
-			values[1 + k] = Int64GetDatum(c[i].n[k]);
-		tuplestore_putvalues(store, desc, values, nulls);
-	}
-	return (Datum) 0;
-}
-
-/*
  * mq_sql_worker_tick
  *		mq.run_maintenance(): run one worker pass in the calling session
  *		(for tests, and for servers where the worker is disabled).  Returns
@@ -832,8 +568,8 @@ mq_sql_worker_tick(PG_FUNCTION_ARGS)
 
 	mq_require_shmem();
 	SPI_connect();
-	n = mq_count_aborted_attempts();
-	mq_flush_counters();
+	n = mq_attempts_apply();
+	mq_counter_flush();
 	mq_stmt_exec(&mq_stmt_maintain, NULL, NULL, 0);
 	SPI_finish();
 	PG_RETURN_INT64((int64) n);
