@@ -314,7 +314,6 @@ BEGIN
 END;
 $$;
 GRANT INSERT (aggregatetype, aggregateid, type, payload, headers) ON mq.outbox TO PUBLIC;
-GRANT USAGE ON SEQUENCE mq.outbox_seq TO PUBLIC;
 
 -- Internal functions, trigger functions: not for PUBLIC.  (Functions that
 -- later sections and versions create are revoked by mq_guard.)

@@ -624,6 +624,35 @@ mq_acl_dest_lookup(const char *name, int len, int32 *id)
 }
 
 /*
+ * mq_acl_queue_get
+ *		mq_queue_get, then the check that the caller holds priv on the
+ *		queue: what the queue entry points call instead of mq_queue_get.
+ */
+const MqQueue *
+mq_acl_queue_get(text *queue_name, uint32 priv)
+{
+	const MqQueue *q = mq_queue_get(queue_name);
+
+	mq_acl_check(MQ_KIND_QUEUE, q->queue_id, q->name, priv);
+	return q;
+}
+
+/*
+ * mq_acl_check_text
+ *		mq_acl_check for an object whose name is a text (formatted only for
+ *		a refusal).
+ */
+void
+mq_acl_check_text(char kind, int32 id, text *name, uint32 priv)
+{
+	Oid			role = mq_acl_caller();
+
+	priv = mq_acl_priv_for(kind, priv);
+	if ((mq_acl_privs(role, kind, id) & priv) != priv)
+		mq_acl_refuse(role, kind, text_to_cstring(name), priv);
+}
+
+/*
  * mq_acl_check_name
  *		mq_acl_check for an object known by name: a queue, topic or
  *		exchange, or '*'.  An unknown name needs the privilege on '*' (the
