@@ -9,6 +9,7 @@ SET LOCAL client_min_messages = warning;
 
 SELECT mq.create_queue('gm_q');
 SELECT mq.create_queue('gm_q2');
+SELECT mq.create_queue('gm_q3');
 SELECT mq.send('gm_q', '{"m": 1}') AS gm_msg \gset
 SELECT mq.create_topic('gm_t', partitions => 2);
 SELECT mq.create_group('gm_t', 'gm_g');
@@ -54,7 +55,7 @@ INSERT INTO cases VALUES
   ('alter_queue',     $$SELECT mq.alter_queue('gm_q', max_attempts => 3)$$,      'gm_q', 'manage'),
   ('purge_queue',     $$SELECT mq.purge_queue('gm_q')$$,                         'gm_q', 'manage'),
   ('redrive',         $$SELECT mq.redrive('gm_q')$$,                             'gm_q', 'manage'),
-  ('drop_queue',      $$SELECT mq.drop_queue('gm_q2')$$,                         'gm_q2', 'manage'),
+  ('drop_queue',      $$SELECT mq.drop_queue('gm_q3')$$,                         'gm_q3', 'manage'),
   ('grant (queue)',   $$SELECT mq.grant('gm_q', 'PUBLIC', '{send}')$$,           'gm_q', 'manage'),
   ('revoke (queue)',  $$SELECT mq.revoke('gm_q', 'PUBLIC')$$,                    'gm_q', 'manage'),
   ('create_queue',    $$SELECT mq.create_queue('gm_new')$$,                      '*', 'create'),
@@ -246,8 +247,8 @@ SELECT results_eq($$SELECT object_name, privileges FROM mq.grants WHERE role_nam
                   $$VALUES ('gm_q', '{receive,manage}'::text[])$$, 'revoke takes privileges back; NULL takes all');
 SELECT mq.revoke('gm_q', 'mq_tap_holder');
 SELECT is((SELECT count(*) FROM mq.acl WHERE grantee = 'mq_tap_holder'::regrole), 0::bigint, 'a row without privileges is deleted');
-SELECT mq.grant('gm_q2', 'mq_tap_holder', '{send}');
-SELECT mq.drop_queue('gm_q2');
+SELECT mq.grant('gm_q3', 'mq_tap_holder', '{send}');
+SELECT mq.drop_queue('gm_q3');
 SELECT is((SELECT count(*) FROM mq.acl WHERE grantee = 'mq_tap_holder'::regrole), 0::bigint, 'dropping an object drops its grants');
 
 SELECT * FROM finish();
