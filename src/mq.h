@@ -85,7 +85,8 @@ typedef enum MqLockClass
 	MQ_LOCK_NAME = 6,			/* hash of an object name, while creating */
 	MQ_LOCK_PUBLISH_KEY = 7,	/* hash of (destination, key) of publishers */
 	MQ_LOCK_GROUP = 8,			/* a consumer group */
-	MQ_LOCK_PUBLISH_STRIPE = 9	/* a stripe of MQ_LOCK_PUBLISH_KEY hashes */
+	MQ_LOCK_PUBLISH_STRIPE = 9, /* a stripe of MQ_LOCK_PUBLISH_KEY hashes */
+	MQ_LOCK_GROUP_MEMBER = 10	/* hash of (group, member) of a waiting fetch */
 } MqLockClass;
 
 /*
@@ -266,6 +267,7 @@ extern const MqQueue *mq_queue_get(text *queue_name);
 extern void mq_catalog_init(void);
 extern int64 mq_next_msg_id(void);
 extern int64 mq_next_outbox_seq(void);
+extern int64 mq_outbox_seq_allocated(void);
 extern Oid	mq_queue_relid_get(void);
 extern uint64 mq_catalog_generation;
 
