@@ -566,6 +566,177 @@ AS $$
      ORDER BY 1
 $$;
 
+-- The SQL entry points that no other section redefines, with their
+-- privilege check (the others carry theirs where they are defined).
+
+CREATE OR REPLACE FUNCTION mq.process_once(consumer text, message_key text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    PERFORM mq._acl_check(consumer, 'receive');
+    IF consumer IS NULL OR message_key IS NULL THEN
+        RAISE EXCEPTION 'consumer and message_key must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO mq.processed (consumer, message_key)
+    VALUES (process_once.consumer, process_once.message_key)
+    ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION mq.recount()
+RETURNS void
+LANGUAGE sql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT mq._acl_check('*', 'manage');
+    UPDATE mq.queue_counter c
+       SET depth_adjust = c.depth_adjust + coalesce(m.n, 0) - t.depth
+      FROM mq._totals() t
+      LEFT JOIN (SELECT x.queue_id, count(*) AS n FROM mq.queue_message x
+                 GROUP BY x.queue_id) m ON m.queue_id = t.queue_id
+     WHERE c.queue_id = t.queue_id
+$$;
+
+CREATE OR REPLACE FUNCTION mq.create_group(
+    topic_name       text,
+    group_name       text,
+    start_at         text DEFAULT 'latest',
+    session_timeout  interval DEFAULT '30 seconds')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tid integer := mq._topic_id(topic_name);
+    gid integer;
+BEGIN
+    PERFORM mq._acl_check(topic_name, 'consume');
+    IF group_name IS NULL OR start_at IS NULL OR session_timeout IS NULL THEN
+        RAISE EXCEPTION 'group_name, start_at and session_timeout must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM mq._check_name(group_name);
+    IF start_at NOT IN ('earliest', 'latest') THEN
+        RAISE EXCEPTION 'start_at must be ''earliest'' or ''latest'', got "%"', start_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF session_timeout <= interval '0' THEN
+        RAISE EXCEPTION 'session_timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM mq.consumer_group g WHERE g.topic_id = tid AND g.group_name = create_group.group_name) THEN
+        RAISE EXCEPTION 'consumer group "%" of topic "%" already exists', group_name, topic_name
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+    gid := nextval('mq.group_id_seq');
+    INSERT INTO mq.consumer_group (group_id, topic_id, group_name, session_timeout)
+    VALUES (gid, tid, group_name, session_timeout);
+    INSERT INTO mq.group_offset (group_id, partition, committed_offset)
+    SELECT gid, p.partition, CASE WHEN start_at = 'latest' THEN p.next_offset ELSE 0 END
+      FROM mq.topic_partition p WHERE p.topic_id = tid;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION mq.drop_group(topic_name text, group_name text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    gid integer;
+BEGIN
+    PERFORM mq._acl_check(topic_name, 'consume');
+    DELETE FROM mq.consumer_group g
+     WHERE g.topic_id = mq._topic_id(topic_name) AND g.group_name = drop_group.group_name
+    RETURNING g.group_id INTO gid;
+    IF gid IS NULL THEN
+        RETURN false;
+    END IF;
+    DELETE FROM mq.group_offset o WHERE o.group_id = gid;
+    DELETE FROM mq.group_member m WHERE m.group_id = gid;
+    RETURN true;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION mq.seek(
+    topic_name   text,
+    group_name   text,
+    partition    integer DEFAULT NULL,
+    to_offset    bigint DEFAULT NULL,
+    to_time      timestamptz DEFAULT NULL,
+    to_position  text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    g mq.consumer_group := mq._group(topic_name, group_name);
+    t mq.topic;
+BEGIN
+    PERFORM mq._acl_check(topic_name, 'consume');
+    SELECT * INTO t FROM mq.topic x WHERE x.topic_id = g.topic_id;
+    IF (to_offset IS NOT NULL)::int + (to_time IS NOT NULL)::int + (to_position IS NOT NULL)::int <> 1 THEN
+        RAISE EXCEPTION 'give exactly one of to_offset, to_time and to_position'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_position NOT IN ('earliest', 'latest') THEN
+        RAISE EXCEPTION 'to_position must be ''earliest'' or ''latest'', got "%"', to_position
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF partition IS NOT NULL AND (partition < 0 OR partition >= t.partitions) THEN
+        RAISE EXCEPTION 'topic "%" has no partition %', topic_name, partition
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_offset < 0 THEN
+        RAISE EXCEPTION 'to_offset must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE mq.group_offset o
+       SET committed_offset = CASE
+             WHEN to_offset IS NOT NULL THEN least(to_offset, p.next_offset)
+             WHEN to_position = 'latest' THEN p.next_offset
+             WHEN to_position = 'earliest' THEN 0
+             ELSE coalesce((SELECT min(r."offset") FROM mq.topic_record r
+                             WHERE r.topic_id = t.topic_id AND r.partition = o.partition
+                               AND r.published_at >= to_time), p.next_offset)
+           END,
+           committed_at = clock_timestamp()
+      FROM mq.topic_partition p
+     WHERE o.group_id = g.group_id AND p.topic_id = t.topic_id AND p.partition = o.partition
+       AND (seek.partition IS NULL OR o.partition = seek.partition);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION mq.unbind(exchange_name text, destination text, binding_key text DEFAULT '#')
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    d record;
+BEGIN
+    PERFORM mq._acl_check(exchange_name, 'manage');
+    SELECT * INTO d FROM mq._kind_of(destination);
+    DELETE FROM mq.binding b
+     WHERE b.exchange_id = mq._exchange_id(exchange_name) AND b.dest_kind = d.kind
+       AND b.dest_id = d.id AND b.binding_key = unbind.binding_key;
+    RETURN FOUND;
+END;
+$$;
+
 -- (end of section: privileges)
 
 --------------------------------------------------------------------------
@@ -653,6 +824,7 @@ CREATE OR REPLACE FUNCTION mq.create_queue(
     dedup_window        interval DEFAULT '5 minutes')
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -661,6 +833,8 @@ DECLARE
     dlq   text := dead_letter_queue;
     dlqid integer;
 BEGIN
+    PERFORM mq._acl_check('*', 'create');
+    IF dead_letter_queue IS NOT NULL THEN PERFORM mq._acl_check(dead_letter_queue, 'send'); END IF;
     IF queue_name IS NULL THEN
         RAISE EXCEPTION 'queue_name must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
@@ -740,6 +914,7 @@ CREATE OR REPLACE FUNCTION mq.alter_queue(
     clear_message_ttl   boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -747,6 +922,8 @@ DECLARE
     q     mq.queue;
     dlqid integer;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'manage');
+    IF dead_letter_queue IS NOT NULL THEN PERFORM mq._acl_check(dead_letter_queue, 'send'); END IF;
     -- exclusive: waits for the transactions using the queue, and the next
     -- call of any backend sees the new settings
     SELECT * INTO q FROM mq.queue x WHERE x.queue_id = mq._use_queue(queue_name, true);
@@ -789,6 +966,7 @@ $$;
 CREATE OR REPLACE FUNCTION mq.drop_queue(queue_name text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -798,6 +976,7 @@ DECLARE
     ids  integer[];
     user_name text;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'manage');
     IF queue_name IS NULL THEN
         RAISE EXCEPTION 'queue_name must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
@@ -842,6 +1021,7 @@ $$;
 CREATE OR REPLACE FUNCTION mq.purge_queue(queue_name text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -849,6 +1029,7 @@ DECLARE
     qid integer;
     n bigint;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'manage');
     -- exclusive: no send is in flight, so none commits after the purge
     qid := mq._use_queue(queue_name, true);
     DELETE FROM mq.queue_message m WHERE m.queue_id = qid;
@@ -905,6 +1086,7 @@ CREATE OR REPLACE FUNCTION mq.nack(
     error       text DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -913,6 +1095,7 @@ DECLARE
     m     record;
     d     interval;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'receive');
     IF msg_id IS NULL THEN
         RAISE EXCEPTION 'msg_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -944,12 +1127,14 @@ $$;
 CREATE OR REPLACE FUNCTION mq.reject(queue_name text, msg_id bigint, error text DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     q mq.queue;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'receive');
     IF msg_id IS NULL THEN
         RAISE EXCEPTION 'msg_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -971,6 +1156,7 @@ $$;
 CREATE OR REPLACE FUNCTION mq.redrive(queue_name text, max_messages integer DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -978,6 +1164,7 @@ DECLARE
     q mq.queue;
     n bigint;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'manage');
     IF max_messages < 1 THEN
         RAISE EXCEPTION 'max_messages must be at least 1, got %', max_messages
             USING ERRCODE = 'invalid_parameter_value';
@@ -1029,6 +1216,7 @@ CREATE OR REPLACE FUNCTION mq.maintain(max_rows integer DEFAULT 1000)
 RETURNS TABLE (dead_lettered bigint, expired bigint, dedup_keys_removed bigint,
                inbox_keys_removed bigint, segments_dropped integer)
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1037,6 +1225,7 @@ DECLARE
     q mq.queue;
     retention interval;
 BEGIN
+    PERFORM mq._acl_check('*', 'manage');
     dead_lettered := 0;
     expired := 0;
     -- last attempts whose lease lapsed
@@ -1101,12 +1290,14 @@ CREATE OR REPLACE FUNCTION mq.create_topic(
     retention   interval DEFAULT '7 days')
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     tid integer;
 BEGIN
+    PERFORM mq._acl_check('*', 'create');
     IF topic_name IS NULL OR partitions IS NULL OR retention IS NULL THEN
         RAISE EXCEPTION 'topic_name, partitions and retention must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
@@ -1141,12 +1332,14 @@ $$;
 CREATE OR REPLACE FUNCTION mq.drop_topic(topic_name text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     tid integer;
 BEGIN
+    PERFORM mq._acl_check(topic_name, 'manage');
     IF topic_name IS NULL THEN
         RAISE EXCEPTION 'topic_name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -1173,12 +1366,15 @@ $$;
 CREATE OR REPLACE FUNCTION mq.create_exchange(exchange_name text, type text, alternate_exchange text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     alt integer;
 BEGIN
+    PERFORM mq._acl_check('*', 'create');
+    IF alternate_exchange IS NOT NULL THEN PERFORM mq._acl_check(alternate_exchange, 'publish'); END IF;
     IF exchange_name IS NULL OR type IS NULL THEN
         RAISE EXCEPTION 'exchange_name and type must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -1205,12 +1401,14 @@ $$;
 CREATE OR REPLACE FUNCTION mq.drop_exchange(exchange_name text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     xid integer;
 BEGIN
+    PERFORM mq._acl_check(exchange_name, 'manage');
     IF exchange_name IS NULL THEN
         RETURN false;
     END IF;
@@ -1231,6 +1429,7 @@ CREATE OR REPLACE FUNCTION mq.bind(exchange_name text, destination text, binding
                         arguments jsonb DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1238,6 +1437,8 @@ DECLARE
     xid integer := mq._exchange_id(exchange_name);
     d   record;
 BEGIN
+    PERFORM mq._acl_check(exchange_name, 'manage');
+    PERFORM mq._acl_check(destination, 'publish');
     -- both ends locked shared: neither can be dropped before we commit
     IF NOT mq._lock('x', xid, false) THEN
         PERFORM mq._exchange_id(exchange_name);

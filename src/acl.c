@@ -653,6 +653,21 @@ mq_acl_check_text(char kind, int32 id, text *name, uint32 priv)
 }
 
 /*
+ * mq_acl_check_publish
+ *		Refuse unless the caller may publish to dest (send, for a queue); a
+ *		name that is no destination is left to the caller to report.
+ */
+void
+mq_acl_check_publish(text *dest)
+{
+	int32		id;
+	char		kind = mq_dest_lookup(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest), &id);
+
+	if (kind != 0)
+		mq_acl_check_text(kind, id, dest, MQ_PRIV_PUBLISH);
+}
+
+/*
  * mq_acl_check_name
  *		mq_acl_check for an object known by name: a queue, topic or
  *		exchange, or '*'.  An unknown name needs the privilege on '*' (the
@@ -684,6 +699,23 @@ mq_acl_check_name(const char *name, int len, uint32 priv)
 	role = mq_acl_caller();
 	if ((mq_acl_privs(role, MQ_KIND_ALL, 0) & priv) != priv)
 		mq_acl_refuse(role, MQ_KIND_UNKNOWN, buf, priv);
+}
+
+/*
+ * mq_acl_check_arg
+ *		mq_acl_check_name for argument argno of an entry point, the name of
+ *		the object it uses (NULL: nothing to check; the entry point reports
+ *		it).
+ */
+void
+mq_acl_check_arg(FunctionCallInfo fcinfo, int argno, uint32 priv)
+{
+	text	   *name;
+
+	if (PG_ARGISNULL(argno))
+		return;
+	name = PG_GETARG_TEXT_PP(argno);
+	mq_acl_check_name(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name), priv);
 }
 
 /*

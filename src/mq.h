@@ -348,6 +348,8 @@ extern void mq_acl_check_queue(const MqQueue *q, uint32 priv);
 extern const MqQueue *mq_acl_queue_get(text *queue_name, uint32 priv);
 extern void mq_acl_check_text(char kind, int32 id, text *name, uint32 priv);
 extern void mq_acl_check_name(const char *name, int len, uint32 priv);
+extern void mq_acl_check_arg(FunctionCallInfo fcinfo, int argno, uint32 priv);
+extern void mq_acl_check_publish(text *dest);
 extern bool mq_acl_become_owner(void);
 
 /* spi_util.c */

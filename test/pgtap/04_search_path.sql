@@ -196,8 +196,9 @@ SELECT is((SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc
              AND NOT coalesce(proconfig::text[] @> ARRAY['search_path=pg_catalog, pg_temp'], false)),
           NULL, 'every SQL/plpgsql function has SET search_path = pg_catalog, pg_temp');
 SELECT is((SELECT array_agg(proname::text ORDER BY proname) FROM pg_proc
-           WHERE pronamespace = 'mq'::regnamespace AND prosecdef AND proname LIKE '\_%'),
-          NULL, 'no internal function is SECURITY DEFINER');
+           WHERE pronamespace = 'mq'::regnamespace AND prosecdef AND proname LIKE '\_%'
+             AND prorettype <> 'trigger'::regtype),
+          NULL, 'no internal function but the outbox''s triggers is SECURITY DEFINER');
 SELECT is((SELECT v FROM r WHERE step = 'relay'), '3', 'relay under the hostile path');
 SELECT is((SELECT count(*) FROM fetched), 3::bigint, 'fetch: the three records past the warm-up');
 SELECT is((SELECT count(*) FROM fetched_auto), 2::bigint, 'fetch after commit of partition 0 up to 2 (auto_commit)');

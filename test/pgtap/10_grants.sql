@@ -251,5 +251,21 @@ SELECT mq.grant('gm_q3', 'mq_tap_holder', '{send}');
 SELECT mq.drop_queue('gm_q3');
 SELECT is((SELECT count(*) FROM mq.acl WHERE grantee = 'mq_tap_holder'::regrole), 0::bigint, 'dropping an object drops its grants');
 
+-- every entry point runs as the extension's owner and checks first (a
+-- redefinition elsewhere must keep both)
+SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+            WHERE p.pronamespace = 'mq'::regnamespace AND p.proname !~ '^_' AND NOT p.prosecdef
+              AND p.proname NOT IN ('murmur2', 'has_privilege')),
+          NULL, 'every public function but murmur2 and has_privilege is SECURITY DEFINER');
+SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+            WHERE p.pronamespace = 'mq'::regnamespace AND p.proname !~ '^_'
+              AND p.prolang IN (SELECT oid FROM pg_language WHERE lanname IN ('sql', 'plpgsql'))
+              AND p.prosrc !~ 'mq\._acl_(check|visible)\('),
+          NULL, 'every SQL entry point checks a privilege or filters its rows');
+SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY 1) FROM pg_proc p
+            WHERE p.pronamespace = 'mq'::regnamespace AND p.proname !~ '^_'
+              AND NOT has_function_privilege('public', p.oid, 'EXECUTE')),
+          NULL, 'every public function is executable by PUBLIC (mq checks the privileges)');
+
 SELECT * FROM finish();
 ROLLBACK;
