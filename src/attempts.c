@@ -232,20 +232,16 @@ mq_attempts_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 	if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
-		for (i = 0; i < mq_ndelivered; i++)
-			if (mq_delivered_subid[i] >= mySubid)
-				mq_delivered_subid[i] = parentSubid;
+		/* ordered by subid: the subtransaction's deliveries are a suffix */
+		for (i = mq_ndelivered - 1; i >= 0 && mq_delivered_subid[i] >= mySubid; i--)
+			mq_delivered_subid[i] = parentSubid;
 		return;
 	}
 	if (event != SUBXACT_EVENT_ABORT_SUB || mq_ndelivered == 0)
 		return;
 	/* deliveries are appended in order, so the aborted ones are a suffix */
-	for (i = 0; i < mq_ndelivered; i++)
-		if (mq_delivered_subid[i] >= mySubid)
-		{
-			first = i;
-			break;
-		}
+	for (i = mq_ndelivered - 1; i >= 0 && mq_delivered_subid[i] >= mySubid; i--)
+		first = i;
 	if (first < 0)
 		return;
 	if (mq_shared != NULL)

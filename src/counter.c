@@ -163,8 +163,9 @@ mq_counter_move(int32 queue_id)
 	MqCounterMove *m;
 	SubTransactionId subid = GetCurrentSubTransactionId();
 
-	for (i = mq_nmoves - 1; i >= 0; i--)
-		if (mq_moves[i].queue_id == queue_id && mq_moves[i].subid == subid)
+	/* the current subtransaction's moves are the suffix (see below) */
+	for (i = mq_nmoves - 1; i >= 0 && mq_moves[i].subid == subid; i--)
+		if (mq_moves[i].queue_id == queue_id)
 			return &mq_moves[i];
 	if (mq_nmoves == mq_maxmoves)
 	{
@@ -275,27 +276,54 @@ mq_counter_xact_callback(XactEvent event, void *arg)
  * mq_counter_subxact_callback
  *		A committed subtransaction passes its moves to its parent; a
  *		rolled-back one forgets them.
+ *
+ * The list is ordered by subid: moves are appended by the current
+ * subtransaction, whose id is the highest alive, and an ending
+ * subtransaction's moves (the suffix with subid >= mySubid) are dropped or
+ * merged into its parent's, which precede them.  Each (sub)transaction
+ * keeps one entry per queue, and every step touches one level's entries:
+ * n sends in n subtransactions cost O(n), not O(n^2).
  */
 static void
 mq_counter_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 							SubTransactionId parentSubid, void *arg)
 {
+	int			first = mq_nmoves;
+	int			parent_first;
+	int			keep;
 	int			i;
-	int			keep = 0;
+	int			j;
+	int			k;
 
-	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	while (first > 0 && mq_moves[first - 1].subid >= mySubid)
+		first--;
+	if (event == SUBXACT_EVENT_ABORT_SUB || first == mq_nmoves)
 	{
-		for (i = 0; i < mq_nmoves; i++)
-			if (mq_moves[i].subid >= mySubid)
-				mq_moves[i].subid = parentSubid;
+		mq_nmoves = first;
+		return;
 	}
-	else if (event == SUBXACT_EVENT_ABORT_SUB)
+	parent_first = first;
+	while (parent_first > 0 && mq_moves[parent_first - 1].subid == parentSubid)
+		parent_first--;
+	keep = first;
+	for (i = first; i < mq_nmoves; i++)
 	{
-		for (i = 0; i < mq_nmoves; i++)
-			if (mq_moves[i].subid < mySubid)
-				mq_moves[keep++] = mq_moves[i];
-		mq_nmoves = keep;
+		for (j = parent_first; j < keep; j++)
+			if (mq_moves[j].queue_id == mq_moves[i].queue_id)
+				break;
+		if (j < keep)
+		{
+			for (k = 0; k < MQ_NCOUNTERS; k++)
+				mq_moves[j].n[k] += mq_moves[i].n[k];
+			continue;
+		}
+		mq_moves[keep] = mq_moves[i];
+		mq_moves[keep].subid = parentSubid;
+		keep++;
 	}
+	mq_nmoves = keep;
 }
 
 /*
