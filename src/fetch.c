@@ -38,6 +38,8 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
@@ -58,9 +60,9 @@ PG_FUNCTION_INFO_V1(mq_member_waiting);
  */
 static MqStmt mq_stmt_commit_lookup = {
 	"SELECT g.group_id, t.partitions, p.next_offset, o.committed_offset"
-	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
+	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id OPERATOR(pg_catalog.=) g.topic_id"
 	"  LEFT JOIN mq.topic_partition p"
-	"    ON p.topic_id = t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
+	"    ON p.topic_id OPERATOR(pg_catalog.=) t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
 	"  LEFT JOIN mq.group_offset o"
 	"    ON o.group_id OPERATOR(pg_catalog.=) g.group_id"
 	"   AND o.partition OPERATOR(pg_catalog.=) $3"
@@ -88,9 +90,9 @@ static MqStmt mq_stmt_commit_lookup = {
 static MqStmt mq_stmt_commit_fast = {
 	"UPDATE mq.group_offset o"
 	"   SET committed_offset = $4, committed_at = pg_catalog.clock_timestamp()"
-	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
+	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id OPERATOR(pg_catalog.=) g.topic_id"
 	"  JOIN mq.topic_partition p"
-	"    ON p.topic_id = t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
+	"    ON p.topic_id OPERATOR(pg_catalog.=) t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
 	" WHERE t.topic_name OPERATOR(pg_catalog.=) $1"
 	"   AND g.group_name OPERATOR(pg_catalog.=) $2"
 	"   AND o.group_id OPERATOR(pg_catalog.=) g.group_id"
@@ -122,7 +124,7 @@ static MqStmt mq_stmt_commit_update = {
 /* $1 topic name, $2 group name: the group, its topic and partition count */
 static MqStmt mq_stmt_group_lookup = {
 	"SELECT g.group_id, g.topic_id, t.partitions"
-	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
+	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id OPERATOR(pg_catalog.=) g.topic_id"
 	" WHERE t.topic_name OPERATOR(pg_catalog.=) $1"
 	"   AND g.group_name OPERATOR(pg_catalog.=) $2",
 	2, {TEXTOID, TEXTOID}
@@ -486,6 +488,28 @@ mq_fetch_plan(int32 topic_id)
 }
 
 /*
+ * mq_fetch_can_peek
+ *		Does the installed SQL have mq._assign_peek?  A database still at
+ *		mq 0.1.0 has not: there a waiting fetch joins before it waits, as
+ *		0.1.0 did.  A positive answer is kept until mq's catalog changes.
+ */
+static bool
+mq_fetch_can_peek(void)
+{
+	static uint64 generation = 0;
+
+	if (generation != mq_catalog_generation)
+	{
+		List	   *name = list_make2(makeString("mq"), makeString("_assign_peek"));
+
+		if (!OidIsValid(LookupFuncName(name, -1, NULL, true)))
+			return false;
+		generation = mq_catalog_generation;
+	}
+	return true;
+}
+
+/*
  * mq_fetch_held
  *		The partitions member holds in group_id (mq._assign: joins, writes
  *		the heartbeat), or with peek the ones it would hold if it joined now
@@ -586,6 +610,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 	int32		topic_id;
 	int32		partitions;
 	bool		has_member = !PG_ARGISNULL(3);
+	bool		peek = false;
 	bool		member_locked = false;
 	ArrayType  *held;
 	SPIPlanPtr	plan;
@@ -609,6 +634,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 				 errmsg("wait must not be NULL"),
 				 errhint("Pass '0' not to wait.")));
 	wait = mq_arg_interval(fcinfo, 4, "wait", &zero);
+	mq_acl_check_arg(fcinfo, 0, MQ_PRIV_CONSUME);
 	w = mq_wait_start(&waiter, "mq.fetch", wait);
 
 	store = mq_srf_init(fcinfo, &desc);
@@ -642,7 +668,10 @@ mq_fetch(PG_FUNCTION_ARGS)
 		held = construct_array(elems, partitions, INT4OID, 4, true, TYPALIGN_INT);
 	}
 	else
-		held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, w != NULL);
+	{
+		peek = (w != NULL && mq_fetch_can_peek());
+		held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, peek);
+	}
 
 	plan = mq_fetch_plan(topic_id);
 	for (;;)
@@ -653,7 +682,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 		if (nrows > 0 || w == NULL || mq_wait_over(w))
 			break;
 		SPI_freetuptable(SPI_tuptable);
-		if (has_member && !member_locked)
+		if (peek && !member_locked)
 		{
 			LOCKTAG		tag;
 
@@ -664,12 +693,12 @@ mq_fetch(PG_FUNCTION_ARGS)
 		}
 		mq_wait_sleep(w, DT_NOEND);
 		/* members may have come or gone meanwhile */
-		if (has_member)
-			held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, true);
+		if (peek)
+			held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, peek);
 	}
 
 	/* done waiting: join, and read again if that changed the share */
-	if (has_member && w != NULL)
+	if (peek)
 	{
 		ArrayType  *joined;
 		MemoryContext oldcxt;
@@ -789,6 +818,7 @@ mq_commit(PG_FUNCTION_ARGS)
 	int			guc_level;
 
 	mq_check_writable("mq.commit()");
+	mq_acl_check_arg(fcinfo, 0, MQ_PRIV_CONSUME);
 	SPI_connect();
 	guc_level = mq_plan_guard();
 

@@ -1201,6 +1201,7 @@ mq_pass_step(MqPassStep step, int64 *rows)
 	MemoryContext cxt = CurrentMemoryContext;
 	ErrorContextCallback errcb;
 	volatile MqStepResult result = MQ_STEP_OK;
+	bool		installed;
 
 	mq_worker_set_state(step == MQ_STEP_RELAY ? MQ_WS_RELAY : MQ_WS_MAINTENANCE);
 	errcb.callback = mq_pass_error_context;
@@ -1212,11 +1213,13 @@ mq_pass_step(MqPassStep step, int64 *rows)
 	{
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		/* passes run as the extension's owner, never the bootstrap superuser */
+		installed = mq_acl_become_owner();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, step == MQ_STEP_RELAY ?
 							   "mq relay step" : "mq maintenance step");
-		if (!mq_check_installed())
+		if (!installed || !mq_check_installed())
 			result = MQ_STEP_ABSENT;
 		else if (step == MQ_STEP_RELAY)
 			*rows = mq_worker_relay();
@@ -1433,6 +1436,7 @@ mq_sql_worker_tick(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	mq_require_shmem();
+	mq_acl_check(MQ_KIND_ALL, 0, "*", MQ_PRIV_MANAGE);
 	SPI_connect();
 	n = mq_attempts_apply();
 	mq_counter_flush();
