@@ -3,8 +3,9 @@
 # probing holds no long-lived worker slot, and the registry of databases
 # with mq does not fill up as databases come and go.
 #
-# 1. 12 databases without mq, and the server restarted with
-#    max_worker_processes = 8: while the launcher probes them (one at a
+# 1. 12 databases without mq, and the server restarted with just enough
+#    worker slots (the launcher, one per database with mq, one probe, two
+#    for a parallel query): while the launcher probes them (one at a
 #    time), for 4 s, sample the mq processes in them (at most 1 at any time,
 #    none at the end) and run parallel queries (each must get workers); no
 #    "could not start" in the log.
@@ -21,14 +22,18 @@ for i in $(seq 1 12); do
 	sql postgres "DROP DATABASE IF EXISTS mq_f_n$i" >/dev/null 2>&1
 	sql postgres "CREATE DATABASE mq_f_n$i" || die "cannot create mq_f_n$i"
 done
-# restart with max_worker_processes = 8: every database is probed
+# restart: every database is probed
 restart() {
 	"${MQ_RUNAS[@]}" "$MQ_PGBIN/pg_ctl" -D "$MQ_PGDATA" -l "$MQ_CLUSTER_DIR/server.log" \
 		-m fast -w -t 60 restart >/dev/null || die "cannot restart the server"
 }
 PGOPTIONS='-c client_min_messages=warning' sql postgres \
 	"CREATE TABLE IF NOT EXISTS mq_fault_par AS SELECT g FROM generate_series(1, 100000) g" >/dev/null
-sql postgres "ALTER SYSTEM SET max_worker_processes = 8" >/dev/null
+# just enough slots: the launcher, one per database with mq, one probe and
+# the 2 workers of a parallel query
+nmq=$(sql postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mq worker'")
+slots=$((nmq + 4))
+sql postgres "ALTER SYSTEM SET max_worker_processes = $slots" >/dev/null
 restart
 most=0 par_fail=0
 for _ in $(seq 1 30); do
@@ -46,7 +51,7 @@ done
 left=$(sql postgres "SELECT count(*) FROM pg_stat_activity
                      WHERE backend_type = 'mq worker' AND datname LIKE 'mq\_f\_n%'")
 cs=$(($(log_count 'could not start') - cs0))
-say "  1. 12 databases without mq, max_worker_processes = 8, after a restart: at most $most mq processes in them at once, $left at the end, $cs 'could not start', $par_fail of 30 parallel queries without workers"
+say "  1. 12 databases without mq, $nmq with mq, max_worker_processes = $slots, after a restart: at most $most mq processes in them at once, $left at the end, $cs 'could not start', $par_fail of 30 parallel queries without workers"
 [ "$most" -le 1 ] || bad "$most mq processes at once in databases without mq"
 [ "$left" -eq 0 ] || bad "$left mq processes left in databases without mq"
 [ "$cs" -eq 0 ] || bad "$cs 'could not start' messages"
