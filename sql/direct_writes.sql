@@ -79,7 +79,7 @@ SELECT count(*) AS ids FROM mq.publish_batch('dw_q', ARRAY[]::jsonb[]);
 SELECT count(*) AS ids FROM mq.publish_batch('dw_q', '{}', keys => '{}', headers => '{}');
 SELECT count(*) AS in_outbox FROM mq.outbox;
 -- publish_batch takes the same per-(destination, key) locks as mq.publish
-\set key_locks 'SELECT coalesce(array_agg(objid::bigint ORDER BY objid), ''{}'') FROM pg_locks WHERE locktype = ''advisory'' AND classid = 28018 AND objsubid = 2 AND pid = pg_backend_pid()'
+\set key_locks 'SELECT coalesce(array_agg(objid::bigint ORDER BY objid), ''{}'') FROM pg_locks WHERE locktype = ''advisory'' AND classid = 7 AND objsubid = 28017 AND pid = pg_backend_pid()'
 BEGIN;
 SELECT count(*) AS published FROM mq.publish_batch('dw_q', ARRAY['{}', '{}', '{}', '{}']::jsonb[],
                                                    keys => ARRAY['a', 'b', 'a', NULL]);

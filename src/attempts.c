@@ -208,8 +208,9 @@ mq_attempts_list_subxact_end(MqAttemptsList *l, bool commit,
 
 /*
  * mq_attempts_owe
- *		Add deliveries undone by a rollback to their messages' debts, and
- *		wake the worker.  Runs at (sub)transaction abort: never errors.
+ *		Add deliveries undone by a rollback to their messages' debts, wake
+ *		the worker, and wake the waiters of their queues (the messages are
+ *		ready again).  Runs at (sub)transaction abort: never errors.
  */
 static void
 mq_attempts_owe(const MqAttemptsNote *d, int n)
@@ -246,6 +247,17 @@ mq_attempts_owe(const MqAttemptsNote *d, int n)
 	if (lost > 0)
 		mq_shared_overflow(MQ_BOUND_ATTEMPTS, lost);
 	mq_worker_wake(MyDatabaseId);
+
+	/* the messages are ready again at once: wake their queues' waiters */
+	for (i = 0; i < n; i++)
+		if (i == 0 || d[i].queue_id != d[i - 1].queue_id)
+		{
+			MqDelivery	one;
+
+			one.queue_id = d[i].queue_id;
+			one.msg_id = d[i].msg_id;
+			mq_wait_wake_deliveries(&one, 1);
+		}
 }
 
 /*

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * catalog.c
- *	  Queue names and the per-backend queue cache.
+ *	  Queue names, the per-backend caches of queues and destinations, and
+ *	  the lock protocol of mq's objects (queues, topics, exchanges).
  *
  * The hot paths look a queue up by name on every call.  Going to mq.queue
  * each time would cost an index scan per message, so each backend keeps a
@@ -11,13 +12,30 @@
  * row, and it is delivered at commit to every backend, or undone locally
  * at abort.
  *
+ * Lock protocol.  Whoever uses an object holds its heavyweight lock
+ * (MQ_LOCK_QUEUE / _TOPIC / _EXCHANGE and the object's id) in
+ * MQ_LOCKMODE_USE until the end of the transaction; drop, purge and alter
+ * take MQ_LOCKMODE_CHANGE.  An object therefore cannot change or vanish
+ * under a transaction that uses it, and a change waits for its users to
+ * end.  A change commits (sending its invalidation) before it releases its
+ * lock, so a user that has just acquired the lock processes pending
+ * invalidations and, if the cache moved, reads the object again with the
+ * latest snapshot (never the transaction's: under REPEATABLE READ that
+ * would resurrect a dropped object).  The second use of an object in a
+ * transaction finds the lock in the local lock table and costs a hash
+ * probe.  Creation serializes on MQ_LOCK_NAME of the name, so the one
+ * namespace of queues, topics and exchanges holds each name once.
+ *
  *-------------------------------------------------------------------------
  */
 #include "mq.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
+#include "miscadmin.h"
+#include "common/hashfn.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -26,6 +44,9 @@
 
 PG_FUNCTION_INFO_V1(mq_check_name);
 PG_FUNCTION_INFO_V1(mq_invalidate_queue_cache);
+PG_FUNCTION_INFO_V1(mq_sql_lock);
+PG_FUNCTION_INFO_V1(mq_sql_lock_named);
+PG_FUNCTION_INFO_V1(mq_sql_lock_name);
 
 /* name -> MqQueue; NULL when empty or invalidated */
 static HTAB *mq_queue_cache = NULL;
@@ -56,6 +77,8 @@ static Oid	mq_outbox_seq_relid = InvalidOid;
  * were built under.
  */
 uint64		mq_catalog_generation = 1;
+
+static const MqQueue *mq_queue_cached(text *queue_name);
 
 static MqStmt mq_stmt_queue_lookup = {
 	"SELECT queue_id, visibility_timeout, max_attempts,"
@@ -243,7 +266,7 @@ mq_queue_load(text *queue_name, MqQueue *entry)
 
 	SPI_connect();
 	values[0] = PointerGetDatum(queue_name);
-	mq_stmt_exec(&mq_stmt_queue_lookup, values, NULL, 1);
+	mq_stmt_exec_latest(&mq_stmt_queue_lookup, values, NULL, 1);
 	if (SPI_processed > 0)
 	{
 		tup = SPI_tuptable->vals[0];
@@ -282,14 +305,14 @@ mq_name_cache_create(const char *what, Size entrysize)
 }
 
 /*
- * mq_dest_lookup
+ * mq_dest_cached
  *		The kind of the queue, topic or exchange called name ('q', 't', 'x'),
  *		or 0 if there is none; its id in *id.  Cached like queues (any change
  *		of queues, topics or exchanges invalidates mq.queue's relcache
- *		entry).
+ *		entry); a miss reads the latest committed state.
  */
-char
-mq_dest_lookup(const char *name, int len, int32 *id)
+static char
+mq_dest_cached(const char *name, int len, int32 *id)
 {
 	char		key[NAMEDATALEN];
 	MqDest	   *entry;
@@ -317,7 +340,7 @@ mq_dest_lookup(const char *name, int len, int32 *id)
 	(void) mq_queue_relid_get();
 	SPI_connect();
 	values[0] = PointerGetDatum(cstring_to_text_with_len(name, len));
-	mq_stmt_exec(&mq_stmt_dest_lookup, values, NULL, 1);
+	mq_stmt_exec_latest(&mq_stmt_dest_lookup, values, NULL, 1);
 	kind = 0;
 	if (SPI_processed > 0)
 	{
@@ -346,6 +369,72 @@ mq_dest_lookup(const char *name, int len, int32 *id)
 }
 
 /*
+ * mq_kind_lock_class
+ *		The lock class of objects of kind 'q', 't' or 'x'.
+ */
+static MqLockClass
+mq_kind_lock_class(char kind)
+{
+	switch (kind)
+	{
+		case 'q':
+			return MQ_LOCK_QUEUE;
+		case 't':
+			return MQ_LOCK_TOPIC;
+		case 'x':
+			return MQ_LOCK_EXCHANGE;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown kind of object \"%c\"", kind)));
+	return MQ_LOCK_QUEUE;		/* keep the compiler quiet */
+}
+
+/*
+ * mq_lock_object
+ *		Take mq's lock on an object in mode until the end of the transaction.
+ *		If this transaction did not hold it in that mode yet, process the
+ *		invalidations that changes committed before we got it have sent, and
+ *		return true: the caller's cached copy may be stale.
+ */
+bool
+mq_lock_object(MqLockClass cls, int32 id, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	MQ_SET_LOCKTAG(tag, cls, id);
+	if (LockAcquire(&tag, mode, false, false) != LOCKACQUIRE_OK)
+		return false;
+	AcceptInvalidationMessages();
+	return true;
+}
+
+/*
+ * mq_dest_lookup
+ *		The kind of the queue, topic or exchange called name ('q', 't', 'x'),
+ *		or 0 if there is none; its id in *id.  The object found is locked in
+ *		MQ_LOCKMODE_USE until the end of the transaction, so it still exists
+ *		when the caller commits.
+ */
+char
+mq_dest_lookup(const char *name, int len, int32 *id)
+{
+	for (;;)
+	{
+		uint64		generation;
+		char		kind = mq_dest_cached(name, len, id);
+
+		if (kind == 0)
+			return 0;
+		generation = mq_catalog_generation;
+		if (!mq_lock_object(mq_kind_lock_class(kind), *id, MQ_LOCKMODE_USE) ||
+			generation == mq_catalog_generation)
+			return kind;
+		/* a change committed before we got the lock: look again */
+	}
+}
+
+/*
  * mq_dest_kind
  *		mq_dest_lookup without the id.
  */
@@ -359,15 +448,35 @@ mq_dest_kind(const char *name, int len)
 
 /*
  * mq_queue_get
- *		The cached queue called queue_name; an error if it does not exist.
+ *		The queue called queue_name, locked in MQ_LOCKMODE_USE until the end
+ *		of the transaction; an error if it does not exist.
  *
- * A cache miss reads mq.queue through SPI.  The result
- * is valid until the next invalidation, i.e. for the rest of the calling
- * function as long as it does not process invalidations in between; callers
- * copy what they need.
+ * The result is valid until the next invalidation, i.e. for the rest of the
+ * calling function as long as it does not process invalidations in between;
+ * callers copy what they need.
  */
 const MqQueue *
 mq_queue_get(text *queue_name)
+{
+	for (;;)
+	{
+		const MqQueue *q = mq_queue_cached(queue_name);
+		uint64		generation = mq_catalog_generation;
+
+		if (!mq_lock_object(MQ_LOCK_QUEUE, q->queue_id, MQ_LOCKMODE_USE) ||
+			generation == mq_catalog_generation)
+			return q;
+		/* a change committed before we got the lock: look again */
+	}
+}
+
+/*
+ * mq_queue_cached
+ *		The cached queue called queue_name; an error if it does not exist.
+ *		A cache miss reads the latest committed row of mq.queue.
+ */
+static const MqQueue *
+mq_queue_cached(text *queue_name)
 {
 	const char *name = VARDATA_ANY(queue_name);
 	int			len = VARSIZE_ANY_EXHDR(queue_name);
@@ -405,4 +514,148 @@ mq_queue_get(text *queue_name)
 	memcpy(entry, &loaded, sizeof(MqQueue));
 	memcpy(entry->name, key, NAMEDATALEN);
 	return entry;
+}
+
+/* $1 id: does the object exist (latest committed state)? */
+static MqStmt mq_stmt_queue_exists = {
+	"SELECT 1 FROM mq.queue WHERE queue_id OPERATOR(pg_catalog.=) $1",
+	1, {INT4OID}
+};
+static MqStmt mq_stmt_topic_exists = {
+	"SELECT 1 FROM mq.topic WHERE topic_id OPERATOR(pg_catalog.=) $1",
+	1, {INT4OID}
+};
+static MqStmt mq_stmt_exchange_exists = {
+	"SELECT 1 FROM mq.exchange WHERE exchange_id OPERATOR(pg_catalog.=) $1",
+	1, {INT4OID}
+};
+
+/*
+ * mq_lock_sql_mode
+ *		The lock mode an administrative function asks for.  A change must
+ *		see every use committed before it got its lock (the messages of a
+ *		send it waited for, a queue that was just pointed at the one it
+ *		drops), which a transaction snapshot taken earlier does not show:
+ *		changes are refused under REPEATABLE READ and SERIALIZABLE.
+ */
+static LOCKMODE
+mq_lock_sql_mode(bool exclusive)
+{
+	if (!exclusive)
+		return MQ_LOCKMODE_USE;
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mq cannot drop, purge or alter a queue, topic or exchange inside a REPEATABLE READ or SERIALIZABLE transaction"),
+				 errdetail("The change must see everything committed before it got the object's lock; the transaction's snapshot is older."),
+				 errhint("Run it in a READ COMMITTED transaction.")));
+	return MQ_LOCKMODE_CHANGE;
+}
+
+/*
+ * mq_object_exists
+ *		Does the object of kind with this id exist in the latest committed
+ *		state (or in this transaction's own changes)?
+ */
+static bool
+mq_object_exists(char kind, int32 id)
+{
+	Datum		values[1];
+	bool		found;
+
+	values[0] = Int32GetDatum(id);
+	SPI_connect();
+	mq_stmt_exec_latest(kind == 'q' ? &mq_stmt_queue_exists :
+						kind == 't' ? &mq_stmt_topic_exists :
+						&mq_stmt_exchange_exists, values, NULL, 1);
+	found = SPI_processed > 0;
+	SPI_finish();
+	return found;
+}
+
+/*
+ * mq_sql_lock
+ *		mq._lock(kind, id, exclusive) RETURNS boolean: lock the queue ('q'),
+ *		topic ('t') or exchange ('x') id until the end of the transaction,
+ *		shared or exclusive; then whether it (still) exists.
+ */
+Datum
+mq_sql_lock(PG_FUNCTION_ARGS)
+{
+	char		kind = PG_GETARG_CHAR(0);
+	int32		id = PG_GETARG_INT32(1);
+	LOCKMODE	mode = mq_lock_sql_mode(PG_GETARG_BOOL(2));
+
+	(void) mq_lock_object(mq_kind_lock_class(kind), id, mode);
+	PG_RETURN_BOOL(mq_object_exists(kind, id));
+}
+
+/*
+ * mq_sql_lock_named
+ *		mq._lock_named(kind, name, exclusive) RETURNS integer: the id of the
+ *		object of kind called name, locked until the end of the transaction
+ *		(shared or exclusive); NULL if there is none once the lock is held.
+ */
+Datum
+mq_sql_lock_named(PG_FUNCTION_ARGS)
+{
+	char		kind = PG_GETARG_CHAR(0);
+	text	   *name = PG_GETARG_TEXT_PP(1);
+	LOCKMODE	mode = mq_lock_sql_mode(PG_GETARG_BOOL(2));
+	MqLockClass cls = mq_kind_lock_class(kind);
+
+	for (;;)
+	{
+		int32		id;
+		char		found = mq_dest_cached(VARDATA_ANY(name),
+										   VARSIZE_ANY_EXHDR(name), &id);
+		uint64		generation;
+
+		if (found != kind)
+			PG_RETURN_NULL();
+		generation = mq_catalog_generation;
+		if (!mq_lock_object(cls, id, mode) ||
+			generation == mq_catalog_generation)
+			PG_RETURN_INT32(id);
+	}
+}
+
+/*
+ * mq_sql_lock_name
+ *		mq._lock_name(name, kind) RETURNS boolean: before creating an object
+ *		called name, serialize with every other creator of that name (a lock
+ *		on the name's hash until the end of the transaction), then look at
+ *		the latest committed state: an error (42710) if an object of another
+ *		kind (or of any kind, when kind is NULL) has the name; otherwise
+ *		whether an object of kind has it.
+ */
+Datum
+mq_sql_lock_name(PG_FUNCTION_ARGS)
+{
+	text	   *name;
+	char		kind;
+	char		found;
+	int32		id;
+	LOCKTAG		tag;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("name must not be NULL")));
+	name = PG_GETARG_TEXT_PP(0);
+	kind = PG_ARGISNULL(1) ? 0 : PG_GETARG_CHAR(1);
+	MQ_SET_LOCKTAG(tag, MQ_LOCK_NAME,
+				   hash_bytes((const unsigned char *) VARDATA_ANY(name),
+							  VARSIZE_ANY_EXHDR(name)));
+	if (LockAcquire(&tag, MQ_LOCKMODE_CHANGE, false, false) == LOCKACQUIRE_OK)
+		AcceptInvalidationMessages();
+	found = mq_dest_cached(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name), &id);
+	if (found != 0 && found != kind)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("%s \"%s\" already exists",
+						found == 'q' ? "a queue" : found == 't' ? "a topic" : "an exchange",
+						text_to_cstring(name)),
+				 errhint("Queues, topics and exchanges share one namespace.")));
+	PG_RETURN_BOOL(found != 0);
 }

@@ -82,8 +82,28 @@ typedef enum MqLockClass
 	MQ_LOCK_EXCHANGE = 5,		/* an exchange: likewise */
 	MQ_LOCK_NAME = 6,			/* hash of an object name, while creating */
 	MQ_LOCK_PUBLISH_KEY = 7,	/* hash of (destination, key) of publishers */
-	MQ_LOCK_GROUP = 8			/* a consumer group */
+	MQ_LOCK_GROUP = 8,			/* a consumer group */
+	MQ_LOCK_PUBLISH_STRIPE = 9	/* a stripe of MQ_LOCK_PUBLISH_KEY hashes */
 } MqLockClass;
+
+/*
+ * The modes of the object locks (MQ_LOCK_QUEUE, _TOPIC, _EXCHANGE): every
+ * operation that uses an object (send, poll, ack, publish, dead-lettering
+ * into it, pointing another object at it) holds MQ_LOCKMODE_USE until its
+ * transaction ends; drop, purge and alter take MQ_LOCKMODE_CHANGE.  Creating
+ * an object takes MQ_LOCKMODE_CHANGE on MQ_LOCK_NAME of its name.  See
+ * "Lock protocol" in doc/design.md.
+ */
+#define MQ_LOCKMODE_USE ShareLock
+#define MQ_LOCKMODE_CHANGE ExclusiveLock
+
+/*
+ * Key locks of publishers (outbox.c): a transaction locks up to
+ * MQ_PUBLISH_KEY_LOCKS distinct keys one by one, then whole stripes (of
+ * MQ_PUBLISH_KEY_STRIPES), so its footprint in the lock table is bounded.
+ */
+#define MQ_PUBLISH_KEY_LOCKS 32
+#define MQ_PUBLISH_KEY_STRIPES 16
 
 #define MQ_SET_LOCKTAG(tag, cls, id) \
 	SET_LOCKTAG_ADVISORY((tag), MyDatabaseId, (uint32) (cls), (uint32) (id), \
@@ -217,6 +237,7 @@ extern void mq_wait_arm(MqWaiter *w, MqWaitKind kind, int32 id);
 extern bool mq_wait_over(MqWaiter *w);
 extern void mq_wait_sleep(MqWaiter *w, TimestampTz until);
 extern void mq_wait_wake(MqWaitKind kind, int32 id);
+extern void mq_wait_wake_deliveries(const MqDelivery *d, int n);
 
 /* xact.c */
 extern void mq_xact_init(void);
@@ -247,6 +268,7 @@ extern void mq_worker_wake(Oid dboid);
 extern void mq_worker_request_launch(Oid dboid);
 
 /* catalog.c */
+extern bool mq_lock_object(MqLockClass cls, int32 id, LOCKMODE mode);
 extern void mq_check_queue_name(const char *name, int len);
 extern const MqQueue *mq_queue_get(text *queue_name);
 extern void mq_catalog_init(void);
@@ -296,6 +318,11 @@ extern void mq_direct_close(MqDirect *d);
 
 /* outbox.c: publishing; mq.publish's rows, written by the end of the statement */
 #define MQ_OUTBOX_NCOLS 8
+/* rows, and bytes of their values, held before they are written anyway */
+#define MQ_OUTBOX_BUFFER_ROWS 1000
+#define MQ_OUTBOX_BUFFER_BYTES (8 * 1024 * 1024)
+/* room for rows a new batch of the buffer starts with (it grows) */
+#define MQ_OUTBOX_BATCH_INITIAL_ROWS 16
 extern MqDirectRel mq_rel_outbox;
 extern void mq_outbox_init(void);
 extern void mq_outbox_buffer_add(const Datum *values, const bool *nulls);
@@ -307,6 +334,8 @@ extern char mq_dest_lookup(const char *name, int len, int32 *id);
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);
 extern void mq_stmt_exec(MqStmt *stmt, Datum *values, const char *nulls,
 						 long count);
+extern void mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls,
+								long count);
 extern Tuplestorestate *mq_srf_init(FunctionCallInfo fcinfo,
 									TupleDesc *tupdesc);
 

@@ -15,15 +15,16 @@
  *
  * Everything about a message that its caller can observe is settled when
  * mq.publish returns: the destination check, the key lock, the event id
- * and the relay order (seq).  Only the heap and index writes wait, and not
- * beyond the end of the statement that called mq.publish: the buffer is
- * written when any executor run ends (so the next statement of the
- * transaction sees the rows, as it would see an INSERT's), before a
- * subtransaction commits (so the rows carry its xid), before the
- * transaction commits or prepares, and whenever it holds
- * MQ_OUTBOX_BUFFER_ROWS rows or MQ_OUTBOX_BUFFER_BYTES of values.  Rows of
- * a subtransaction that aborts are dropped with it; an aborting
- * transaction drops all.
+ * and the relay order (seq).  Only the heap and index writes wait, and the
+ * rows carry the command id of their publish, so every later query sees
+ * them and no earlier snapshot does, as with an INSERT.  The buffer is
+ * written when any executor run starts or ends, before a subtransaction
+ * commits, before the transaction commits or prepares, and whenever it
+ * holds MQ_OUTBOX_BUFFER_ROWS rows or MQ_OUTBOX_BUFFER_BYTES of values.
+ * Rows are written under the xid of the level that published them or of
+ * a subtransaction that commits into it (see MqOutboxBatch).  Rows of a
+ * subtransaction that aborts are dropped with it; an aborting transaction
+ * drops all.
  *
  *-------------------------------------------------------------------------
  */
@@ -46,10 +47,6 @@ PG_FUNCTION_INFO_V1(mq_outbox_check);
 PG_FUNCTION_INFO_V1(mq_publish);
 PG_FUNCTION_INFO_V1(mq_publish_batch);
 
-/* rows, and bytes of their values, held before they are written anyway */
-#define MQ_OUTBOX_BUFFER_ROWS 1000
-#define MQ_OUTBOX_BUFFER_BYTES (8 * 1024 * 1024)
-
 /*
  * mq.outbox as publish and publish_batch write it (Debezium's columns plus
  * the relay order), every column given.
@@ -66,51 +63,115 @@ static MqStmt mq_stmt_routable = {
 	3, {TEXTOID, TEXTOID, JSONBOID}
 };
 
-typedef struct MqOutboxBuffer
+/*
+ * The write buffer.  Rows are kept in batches: the rows of one batch were
+ * published by one command (they carry its command id, as an INSERT's rows
+ * would) at one subtransaction level.  A batch is written as soon as
+ * anything could look for its rows: when any executor run starts or ends,
+ * before a subtransaction or the transaction commits or prepares, and when
+ * a row of another command or level comes.
+ *
+ * A batch written while a deeper subtransaction is current carries that
+ * subtransaction's xid, and would vanish if it rolled back while the
+ * publishing level goes on.  So such a batch is kept ("on loan") until the
+ * subtransaction that wrote it has committed into the publishing level;
+ * if it aborts first, the batch is written again at the next occasion.
+ */
+typedef struct MqOutboxBatch
 {
-	MemoryContext cxt;			/* child of TopTransactionContext */
+	struct MqOutboxBatch *next; /* the next older batch */
+	MemoryContext cxt;			/* holds this batch and its values */
+	int			level;			/* nest level that published the rows */
+	int			written;		/* 0: not written; else the level that wrote
+								 * them (> level while on loan) */
+	CommandId	cid;			/* of the publishing command */
 	int			nrows;
+	int			maxrows;		/* room in values and nulls, in rows */
 	Size		nbytes;			/* of the variable-length values held */
-	int			nestlevel[MQ_OUTBOX_BUFFER_ROWS];	/* of the adding subxact */
-	Datum		values[MQ_OUTBOX_BUFFER_ROWS * MQ_OUTBOX_NCOLS];
-	bool		nulls[MQ_OUTBOX_BUFFER_ROWS * MQ_OUTBOX_NCOLS];
-} MqOutboxBuffer;
+	Datum	   *values;			/* nrows * MQ_OUTBOX_NCOLS */
+	bool	   *nulls;
+} MqOutboxBatch;
 
-/* NULL when empty; lives in TopTransactionContext */
-static MqOutboxBuffer *mq_outbox_buffer = NULL;
+/* newest first; NULL when empty; everything in TopTransactionContext */
+static MqOutboxBatch *mq_outbox_batches = NULL;
 static bool mq_outbox_flushing = false;
 
+/* distinct key locks taken by this transaction (see mq_outbox_lock_key) */
+static int	mq_outbox_key_locks = 0;
+
+static ExecutorStart_hook_type mq_prev_ExecutorStart = NULL;
 static ExecutorEnd_hook_type mq_prev_ExecutorEnd = NULL;
 
 /*
+ * mq_outbox_batch_free
+ *		Unlink batch b (prev is the batch before it in the list, or NULL) and
+ *		free it.
+ */
+static void
+mq_outbox_batch_free(MqOutboxBatch *prev, MqOutboxBatch *b)
+{
+	if (prev == NULL)
+		mq_outbox_batches = b->next;
+	else
+		prev->next = b->next;
+	MemoryContextDelete(b->cxt);
+}
+
+/*
  * mq_outbox_buffer_flush
- *		Write the buffered rows, if any, in one multi-row insert.
+ *		Write every batch not written yet, each in one multi-row insert with
+ *		its own command id, then free those that are now safe (written at
+ *		their own level).
  */
 void
 mq_outbox_buffer_flush(void)
 {
-	MqOutboxBuffer *buf = mq_outbox_buffer;
-	MqDirect	d;
+	MqOutboxBatch *b;
+	MqOutboxBatch *prev;
+	MqOutboxBatch *next;
+	int			level;
+	bool		any = false;
 
-	if (buf == NULL || mq_outbox_flushing)
+	if (mq_outbox_batches == NULL || mq_outbox_flushing ||
+		!IsTransactionState() || IsInParallelMode())
 		return;
-	mq_outbox_flushing = true;
-	PG_TRY();
+	for (b = mq_outbox_batches; b != NULL; b = b->next)
+		if (b->written == 0 && b->nrows > 0)
+			any = true;
+	level = GetCurrentTransactionNestLevel();
+	if (any)
 	{
-		if (buf->nrows > 0)
+		mq_outbox_flushing = true;
+		PG_TRY();
 		{
+			MqDirect	d;
+
 			mq_direct_open(&d, &mq_rel_outbox, "mq.publish()", false);
-			mq_direct_insert_many(&d, buf->nrows, buf->values, buf->nulls);
+			for (b = mq_outbox_batches; b != NULL; b = b->next)
+			{
+				if (b->written != 0 || b->nrows == 0)
+					continue;
+				d.estate->es_output_cid = b->cid;
+				mq_direct_insert_many(&d, b->nrows, b->values, b->nulls);
+				b->written = level;
+			}
 			mq_direct_close(&d);
 		}
+		PG_FINALLY();
+		{
+			mq_outbox_flushing = false;
+		}
+		PG_END_TRY();
 	}
-	PG_FINALLY();
+	prev = NULL;
+	for (b = mq_outbox_batches; b != NULL; b = next)
 	{
-		mq_outbox_flushing = false;
+		next = b->next;
+		if (b->written != 0 && b->written <= b->level)
+			mq_outbox_batch_free(prev, b);
+		else
+			prev = b;
 	}
-	PG_END_TRY();
-	mq_outbox_buffer = NULL;
-	MemoryContextDelete(buf->cxt);
 }
 
 /*
@@ -122,58 +183,87 @@ void
 mq_outbox_buffer_add(const Datum *values, const bool *nulls)
 {
 	MqDirectRel *dr = &mq_rel_outbox;
-	MqOutboxBuffer *buf;
+	MqOutboxBatch *b = mq_outbox_batches;
+	CommandId	cid = GetCurrentCommandId(true);
+	int			level = GetCurrentTransactionNestLevel();
 	MemoryContext oldcxt;
 	int			base;
 	int			i;
 
-	if (mq_outbox_buffer != NULL &&
-		(mq_outbox_buffer->nrows >= MQ_OUTBOX_BUFFER_ROWS ||
-		 mq_outbox_buffer->nbytes >= MQ_OUTBOX_BUFFER_BYTES))
+	if (b != NULL && b->written == 0 &&
+		(b->level != level || b->cid != cid ||
+		 b->nrows >= MQ_OUTBOX_BUFFER_ROWS || b->nbytes >= MQ_OUTBOX_BUFFER_BYTES))
 		mq_outbox_buffer_flush();
-	if (mq_outbox_buffer == NULL)
+	b = mq_outbox_batches;
+	if (b == NULL || b->written != 0 || b->level != level || b->cid != cid)
 	{
 		MemoryContext cxt = AllocSetContextCreate(TopTransactionContext,
 												  "mq outbox buffer",
 												  ALLOCSET_DEFAULT_SIZES);
 
-		buf = MemoryContextAlloc(cxt, sizeof(MqOutboxBuffer));
-		buf->cxt = cxt;
-		buf->nrows = 0;
-		buf->nbytes = 0;
-		mq_outbox_buffer = buf;
+		b = MemoryContextAllocZero(cxt, sizeof(MqOutboxBatch));
+		b->cxt = cxt;
+		b->level = level;
+		b->cid = cid;
+		b->maxrows = MQ_OUTBOX_BATCH_INITIAL_ROWS;
+		b->values = MemoryContextAlloc(cxt, sizeof(Datum) * MQ_OUTBOX_NCOLS * b->maxrows);
+		b->nulls = MemoryContextAlloc(cxt, sizeof(bool) * MQ_OUTBOX_NCOLS * b->maxrows);
+		b->next = mq_outbox_batches;
+		mq_outbox_batches = b;
 	}
-	buf = mq_outbox_buffer;
+	if (b->nrows >= b->maxrows)
+	{
+		b->maxrows = Min(b->maxrows * 2, MQ_OUTBOX_BUFFER_ROWS);
+		b->values = repalloc(b->values, sizeof(Datum) * MQ_OUTBOX_NCOLS * b->maxrows);
+		b->nulls = repalloc(b->nulls, sizeof(bool) * MQ_OUTBOX_NCOLS * b->maxrows);
+	}
 	/* the columns' by-value-ness and lengths come from the table */
 	(void) mq_direct_relid(dr);
-	oldcxt = MemoryContextSwitchTo(buf->cxt);
-	base = buf->nrows * MQ_OUTBOX_NCOLS;
+	oldcxt = MemoryContextSwitchTo(b->cxt);
+	base = b->nrows * MQ_OUTBOX_NCOLS;
 	for (i = 0; i < MQ_OUTBOX_NCOLS; i++)
 	{
 		Datum		v = values[i];
 
-		buf->nulls[base + i] = nulls[i];
+		b->nulls[base + i] = nulls[i];
 		if (nulls[i])
 		{
-			buf->values[base + i] = (Datum) 0;
+			b->values[base + i] = (Datum) 0;
 			continue;
 		}
 		/* a value stored elsewhere is fetched now, while it surely exists */
 		if (dr->attlen[i] == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(v)))
 			v = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(v)));
-		buf->values[base + i] = datumCopy(v, dr->attbyval[i], dr->attlen[i]);
+		b->values[base + i] = datumCopy(v, dr->attbyval[i], dr->attlen[i]);
 		if (dr->attlen[i] == -1)
-			buf->nbytes += VARSIZE_ANY(DatumGetPointer(buf->values[base + i]));
+			b->nbytes += VARSIZE_ANY(DatumGetPointer(b->values[base + i]));
 	}
 	MemoryContextSwitchTo(oldcxt);
-	buf->nestlevel[buf->nrows] = GetCurrentTransactionNestLevel();
-	buf->nrows++;
+	b->nrows++;
+}
+
+/*
+ * mq_outbox_ExecutorStart
+ *		ExecutorStart hook: a query is about to start; write what is
+ *		buffered first, so that it sees the rows published before it, as it
+ *		would see rows inserted before it (the rows carry the command ids of
+ *		their publishes, so a snapshot taken before those does not).
+ */
+static void
+mq_outbox_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	if (mq_outbox_batches != NULL)
+		mq_outbox_buffer_flush();
+	if (mq_prev_ExecutorStart)
+		mq_prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
 }
 
 /*
  * mq_outbox_ExecutorEnd
  *		ExecutorEnd hook: a statement (or a nested query) ended; write what
- *		it buffered, so that later statements see it.
+ *		it buffered.
  */
 static void
 mq_outbox_ExecutorEnd(QueryDesc *queryDesc)
@@ -182,14 +272,15 @@ mq_outbox_ExecutorEnd(QueryDesc *queryDesc)
 		mq_prev_ExecutorEnd(queryDesc);
 	else
 		standard_ExecutorEnd(queryDesc);
-	if (mq_outbox_buffer != NULL && IsTransactionState())
+	if (mq_outbox_batches != NULL)
 		mq_outbox_buffer_flush();
 }
 
 /*
  * mq_outbox_xact_callback
- *		Write the buffer before commit and prepare; forget it at abort (its
- *		memory goes with the transaction's).
+ *		Write the buffer before commit and prepare; forget it, and the count
+ *		of key locks, when the transaction ends (the memory goes with the
+ *		transaction's).
  */
 static void
 mq_outbox_xact_callback(XactEvent event, void *arg)
@@ -206,47 +297,78 @@ mq_outbox_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PREPARE:
-			mq_outbox_buffer = NULL;
+			mq_outbox_batches = NULL;
 			mq_outbox_flushing = false;
+			mq_outbox_key_locks = 0;
 			break;
 	}
 }
 
 /*
  * mq_outbox_subxact_callback
- *		Write the buffer before a subtransaction commits (its rows then carry
- *		the subtransaction's xid); drop the rows of one that aborts.
+ *		Before a subtransaction commits, write the buffer; once it has
+ *		committed, its rows and what it wrote belong to its parent.  When
+ *		one aborts, drop the rows it published, and mark what it wrote on
+ *		loan for an outer level as not written.
  */
 static void
 mq_outbox_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						   SubTransactionId parentSubid, void *arg)
 {
-	MqOutboxBuffer *buf = mq_outbox_buffer;
+	MqOutboxBatch *b;
+	MqOutboxBatch *prev = NULL;
+	MqOutboxBatch *next;
 	int			level;
-	int			keep;
 
 	if (event == SUBXACT_EVENT_PRE_COMMIT_SUB)
 	{
 		mq_outbox_buffer_flush();
 		return;
 	}
-	if (event != SUBXACT_EVENT_ABORT_SUB || buf == NULL)
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
 		return;
-	mq_outbox_flushing = false;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		mq_outbox_flushing = false;
+	/* the subtransaction ending is still the current one */
 	level = GetCurrentTransactionNestLevel();
-	/* rows are in call order, so an aborted subxact's rows are the last */
-	for (keep = buf->nrows; keep > 0 && buf->nestlevel[keep - 1] >= level; keep--)
-		;
-	buf->nrows = keep;
+	for (b = mq_outbox_batches; b != NULL; b = next)
+	{
+		next = b->next;
+		if (event == SUBXACT_EVENT_COMMIT_SUB)
+		{
+			if (b->level >= level)
+				b->level = level - 1;
+			if (b->written >= level)
+				b->written = level - 1;
+			if (b->written != 0 && b->written <= b->level)
+			{
+				mq_outbox_batch_free(prev, b);
+				continue;
+			}
+		}
+		else
+		{
+			if (b->level >= level)
+			{
+				mq_outbox_batch_free(prev, b);
+				continue;
+			}
+			if (b->written >= level)
+				b->written = 0;
+		}
+		prev = b;
+	}
 }
 
 /*
  * mq_outbox_init
- *		Install the executor hook and transaction callbacks; from _PG_init.
+ *		Install the executor hooks and transaction callbacks; from _PG_init.
  */
 void
 mq_outbox_init(void)
 {
+	mq_prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = mq_outbox_ExecutorStart;
 	mq_prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = mq_outbox_ExecutorEnd;
 	RegisterXactCallback(mq_outbox_xact_callback, NULL);
@@ -287,29 +409,52 @@ mq_outbox_check_dest(text *dest, const char *hint)
 
 /*
  * mq_outbox_lock_key
- *		Serialize the writers of one (destination, key) until commit: a
- *		transaction-level advisory lock (class 28018) on their hash, so
- *		that per-key relay order (by seq) is commit order.
+ *		Serialize the writers of one (destination, key) until commit, so
+ *		that per-key relay order (by seq, drawn after this lock) is commit
+ *		order.
+ *
+ * The first MQ_PUBLISH_KEY_LOCKS distinct keys of a transaction are locked
+ * one by one (ExclusiveLock, class MQ_LOCK_PUBLISH_KEY, on the hash of
+ * destination and key), each with an intent lock (RowExclusiveLock) on the
+ * key's stripe: one of MQ_PUBLISH_KEY_STRIPES locks (class
+ * MQ_LOCK_PUBLISH_STRIPE) the hashes are spread over.  Past that, a key is
+ * covered by an ExclusiveLock on its stripe, which conflicts with every
+ * other writer's intent lock on it: publishers of the stripe's keys wait
+ * for this transaction's commit as they would for its key locks.  So a
+ * transaction holds at most MQ_PUBLISH_KEY_LOCKS + MQ_PUBLISH_KEY_STRIPES
+ * of these locks whatever its number of keys.  All are in mq's lock-tag
+ * space, apart from user advisory locks.
  */
 static void
 mq_outbox_lock_key(text *dest, text *key)
 {
 	uint32		h;
+	LOCKTAG		stripe;
 	LOCKTAG		tag;
 
 	h = hash_bytes((const unsigned char *) VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest));
 	h = hash_combine(h, hash_bytes((const unsigned char *) VARDATA_ANY(key),
 								   VARSIZE_ANY_EXHDR(key)));
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 28018, h, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	MQ_SET_LOCKTAG(stripe, MQ_LOCK_PUBLISH_STRIPE, h % MQ_PUBLISH_KEY_STRIPES);
+	if (mq_outbox_key_locks >= MQ_PUBLISH_KEY_LOCKS)
+	{
+		(void) LockAcquire(&stripe, ExclusiveLock, false, false);
+		return;
+	}
+	(void) LockAcquire(&stripe, RowExclusiveLock, false, false);
+	MQ_SET_LOCKTAG(tag, MQ_LOCK_PUBLISH_KEY, h);
+	if (LockAcquire(&tag, ExclusiveLock, false, false) != LOCKACQUIRE_ALREADY_HELD)
+		mq_outbox_key_locks++;
 }
 
 /*
  * mq_outbox_check
  *		BEFORE INSERT row trigger on mq.outbox: the destination (column
- *		aggregatetype) must be a queue, topic or exchange, and writers of one
- *		(destination, key) are serialized until commit by a transaction-level
- *		advisory lock, so that per-key relay order (by seq) is commit order.
+ *		aggregatetype) must be a queue, topic or exchange; the writers of one
+ *		(destination, key) are serialized until commit (mq_outbox_lock_key);
+ *		and a row without a seq gets one now, after the key lock, so that
+ *		per-key relay order is commit order (a seq given explicitly, as a
+ *		restore gives it, is kept).
  */
 Datum
 mq_outbox_check(PG_FUNCTION_ARGS)
@@ -322,6 +467,7 @@ mq_outbox_check(PG_FUNCTION_ARGS)
 	text	   *dest;
 	static int	att_dest = 0;
 	static int	att_key = 0;
+	static int	att_seq = 0;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event))
@@ -330,15 +476,17 @@ mq_outbox_check(PG_FUNCTION_ARGS)
 				 errmsg("mq._outbox_check() must be a BEFORE ROW trigger")));
 	desc = RelationGetDescr(td->tg_relation);
 	tup = td->tg_trigtuple;
-	if (att_dest <= 0 || att_key <= 0 ||
-		att_dest > desc->natts || att_key > desc->natts ||
+	if (att_dest <= 0 || att_key <= 0 || att_seq <= 0 ||
+		att_dest > desc->natts || att_key > desc->natts || att_seq > desc->natts ||
 		strcmp(NameStr(TupleDescAttr(desc, att_dest - 1)->attname), "aggregatetype") != 0 ||
-		strcmp(NameStr(TupleDescAttr(desc, att_key - 1)->attname), "aggregateid") != 0)
+		strcmp(NameStr(TupleDescAttr(desc, att_key - 1)->attname), "aggregateid") != 0 ||
+		strcmp(NameStr(TupleDescAttr(desc, att_seq - 1)->attname), "seq") != 0)
 	{
 		att_dest = SPI_fnumber(desc, "aggregatetype");
 		att_key = SPI_fnumber(desc, "aggregateid");
-		if (att_dest <= 0 || att_key <= 0)
-			elog(ERROR, "mq: mq.outbox lacks aggregatetype or aggregateid");
+		att_seq = SPI_fnumber(desc, "seq");
+		if (att_dest <= 0 || att_key <= 0 || att_seq <= 0)
+			elog(ERROR, "mq: mq.outbox lacks aggregatetype, aggregateid or seq");
 	}
 
 	d = heap_getattr(tup, att_dest, desc, &isnull);
@@ -351,6 +499,15 @@ mq_outbox_check(PG_FUNCTION_ARGS)
 	d = heap_getattr(tup, att_key, desc, &isnull);
 	if (!isnull)
 		mq_outbox_lock_key(dest, DatumGetTextPP(d));
+	(void) heap_getattr(tup, att_seq, desc, &isnull);
+	if (isnull)
+	{
+		int			col = att_seq;
+		Datum		seq = Int64GetDatum(mq_next_outbox_seq());
+		bool		seqnull = false;
+
+		tup = heap_modify_tuple_by_cols(tup, desc, 1, &col, &seq, &seqnull);
+	}
 	return PointerGetDatum(tup);
 }
 

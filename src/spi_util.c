@@ -10,6 +10,7 @@
 
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
 /*
@@ -57,6 +58,26 @@ mq_stmt_exec(MqStmt *stmt, Datum *values, const char *nulls, long count)
 	rc = SPI_execute_plan(mq_stmt_plan(stmt), values, nulls, false, count);
 	if (rc < 0)
 		elog(ERROR, "mq: SPI_execute_plan failed: %s",
+			 SPI_result_code_string(rc));
+}
+
+/*
+ * mq_stmt_exec_latest
+ *		Execute the read-only stmt with the latest snapshot rather than the
+ *		transaction's: it sees every change committed so far, also inside a
+ *		REPEATABLE READ or SERIALIZABLE transaction (mq's catalog look-ups
+ *		after taking an object's lock, see catalog.c).
+ */
+void
+mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls, long count)
+{
+	int			rc;
+
+	rc = SPI_execute_snapshot(mq_stmt_plan(stmt), values, nulls,
+							  GetLatestSnapshot(), InvalidSnapshot,
+							  true, false, count);
+	if (rc < 0)
+		elog(ERROR, "mq: SPI_execute_snapshot failed: %s",
 			 SPI_result_code_string(rc));
 }
 

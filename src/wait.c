@@ -154,3 +154,19 @@ mq_wait_wake(MqWaitKind kind, int32 id)
 	pg_atomic_fetch_add_u64(&slot->generation, 1);
 	ConditionVariableBroadcast(&slot->cv);
 }
+
+/*
+ * mq_wait_wake_deliveries
+ *		Wake the waiters of the queues of n deliveries now: the transaction
+ *		or subtransaction that leased them (locked mode) has rolled back, so
+ *		they are ready again at once.
+ */
+void
+mq_wait_wake_deliveries(const MqDelivery *d, int n)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (i == 0 || d[i].queue_id != d[i - 1].queue_id)
+			mq_wait_wake(MQ_WAIT_QUEUE, d[i].queue_id);
+}
