@@ -13,12 +13,30 @@
  * own table: it touches only that topic's few segments and is re-planned
  * by the plan cache when segments come and go.
  *
+ * Committed offsets are fenced.  Each transaction remembers, per (group,
+ * partition), the first offset it fetched (the fence) and the offset it
+ * last committed itself.  A commit (mq.commit, or fetch's auto_commit)
+ * moves the offset only if it is still at or below the fence, or is the
+ * transaction's own, and never backwards: a concurrent transaction that
+ * committed past any record this one fetched makes its commit fail with
+ * 40001, so two transactions never both commit the same records (and
+ * their effects, in the documented exactly-once pattern).  Only seek moves
+ * an offset back.
+ *
+ * A long-polling fetch of a member writes nothing while it waits: it
+ * reads its share of the partitions as if it had joined, and joins (the
+ * heartbeat and any rebalance, mq._assign) once records came or the wait
+ * is over.  While it waits it holds a lock on its member tag
+ * (MQ_LOCK_GROUP_MEMBER), which mq._member_waiting sees: a waiting member
+ * is live whatever its last heartbeat.
+ *
  *-------------------------------------------------------------------------
  */
 #include "mq.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -30,26 +48,41 @@
 
 PG_FUNCTION_INFO_V1(mq_fetch);
 PG_FUNCTION_INFO_V1(mq_commit);
+PG_FUNCTION_INFO_V1(mq_member_waiting);
 
 /*
  * $1 topic name, $2 group name, $3 partition: the group, its topic's
- * partition count, and the partition's end offset (NULL if there is no
- * such partition)
+ * partition count, the partition's end offset (NULL if there is no such
+ * partition) and the group's committed offset of it
  */
 static MqStmt mq_stmt_commit_lookup = {
-	"SELECT g.group_id, t.partitions, p.next_offset"
+	"SELECT g.group_id, t.partitions, p.next_offset, o.committed_offset"
 	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
 	"  LEFT JOIN mq.topic_partition p"
 	"    ON p.topic_id = t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
+	"  LEFT JOIN mq.group_offset o"
+	"    ON o.group_id OPERATOR(pg_catalog.=) g.group_id"
+	"   AND o.partition OPERATOR(pg_catalog.=) $3"
 	" WHERE t.topic_name OPERATOR(pg_catalog.=) $1"
 	"   AND g.group_name OPERATOR(pg_catalog.=) $2",
 	3, {TEXTOID, TEXTOID, INT4OID}
 };
 
 /*
- * $1 topic name, $2 group name, $3 partition, $4 next offset: commit when
- * the group and partition exist and the offset is within the partition;
- * no row updated means one of them is wrong
+ * The fence of a commit, as SQL: the committed offset does not move
+ * backwards ($n the new offset), and is still at or below the fence $f
+ * (NULL: none) or is this transaction's own $o (NULL: none).
+ */
+#define MQ_COMMIT_FENCE(col, n, f, o) \
+	" AND " col " OPERATOR(pg_catalog.<=) " n \
+	" AND (" f " IS NULL OR " col " OPERATOR(pg_catalog.<=) " f \
+	"      OR " col " OPERATOR(pg_catalog.=) " o ")"
+
+/*
+ * $1 topic name, $2 group name, $3 partition, $4 next offset, $5 fence,
+ * $6 own offset: commit when the group and partition exist, the offset is
+ * within the partition and the fence holds; no row updated means one of
+ * them is wrong
  */
 static MqStmt mq_stmt_commit_fast = {
 	"UPDATE mq.group_offset o"
@@ -62,8 +95,10 @@ static MqStmt mq_stmt_commit_fast = {
 	"   AND o.group_id OPERATOR(pg_catalog.=) g.group_id"
 	"   AND o.partition OPERATOR(pg_catalog.=) $3"
 	"   AND $4 OPERATOR(pg_catalog.>=) 0"
-	"   AND $4 OPERATOR(pg_catalog.<=) p.next_offset",
-	4, {TEXTOID, TEXTOID, INT4OID, INT8OID}
+	"   AND $4 OPERATOR(pg_catalog.<=) p.next_offset"
+	MQ_COMMIT_FENCE("o.committed_offset", "$4", "$5", "$6")
+	" RETURNING g.group_id",
+	6, {TEXTOID, TEXTOID, INT4OID, INT8OID, INT8OID, INT8OID}
 };
 
 /* $1 group id, $2 member, $3 partitions, $4 partition: does member hold it? */
@@ -73,13 +108,14 @@ static MqStmt mq_stmt_commit_holds = {
 	4, {INT4OID, TEXTOID, INT4OID, INT4OID}
 };
 
-/* $1 group id, $2 partition, $3 the next offset to read */
+/* $1 group id, $2 partition, $3 the next offset to read, $4 fence, $5 own */
 static MqStmt mq_stmt_commit_update = {
 	"UPDATE mq.group_offset"
 	"   SET committed_offset = $3, committed_at = pg_catalog.clock_timestamp()"
 	" WHERE group_id OPERATOR(pg_catalog.=) $1"
-	"   AND partition OPERATOR(pg_catalog.=) $2",
-	3, {INT4OID, INT4OID, INT8OID}
+	"   AND partition OPERATOR(pg_catalog.=) $2"
+	MQ_COMMIT_FENCE("committed_offset", "$3", "$4", "$5"),
+	5, {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID}
 };
 
 /* $1 topic name, $2 group name: the group, its topic and partition count */
@@ -103,7 +139,230 @@ static MqStmt mq_stmt_assign = {
 	3, {INT4OID, TEXTOID, INT4OID}
 };
 
+/*
+ * $1 group id, $2 member, $3 partitions: the partitions member would hold
+ * if it joined now; writes nothing
+ */
+static MqStmt mq_stmt_assign_peek = {
+	"SELECT mq._assign_peek(g, $2, $3) FROM mq.consumer_group g"
+	" WHERE g.group_id OPERATOR(pg_catalog.=) $1",
+	3, {INT4OID, TEXTOID, INT4OID}
+};
+
+/*
+ * What this transaction fetched and committed, per (group, partition): see
+ * the file header.  NULL outside a transaction that used it.
+ */
+typedef struct MqFenceKey
+{
+	char		topic[NAMEDATALEN];	/* NUL-padded names, as the caller gave them */
+	char		group[NAMEDATALEN];
+	int32		partition;
+} MqFenceKey;
+
+typedef struct MqFence
+{
+	MqFenceKey	key;
+	int64		fence;			/* first offset fetched; -1: none */
+	int64		own;			/* offset committed by this transaction; -1 */
+	int			own_level;		/* nest level of that commit */
+} MqFence;
+
+static HTAB *mq_fences = NULL;
+static bool mq_fence_callbacks = false;
+
 static void mq_group_not_found(FunctionCallInfo fcinfo);
+
+/*
+ * mq_fence_xact_callback
+ *		Forget the fences when the transaction ends (their memory goes with
+ *		the transaction's).
+ */
+static void
+mq_fence_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PREPARE || event == XACT_EVENT_PARALLEL_COMMIT ||
+		event == XACT_EVENT_PARALLEL_ABORT)
+		mq_fences = NULL;
+}
+
+/*
+ * mq_fence_subxact_callback
+ *		A subtransaction that aborts takes its commits along: they are no
+ *		longer this transaction's own.
+ */
+static void
+mq_fence_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						  SubTransactionId parentSubid, void *arg)
+{
+	HASH_SEQ_STATUS status;
+	MqFence    *f;
+	int			level;
+
+	if (mq_fences == NULL)
+		return;
+	level = GetCurrentTransactionNestLevel();
+	hash_seq_init(&status, mq_fences);
+	while ((f = hash_seq_search(&status)) != NULL)
+	{
+		if (f->own < 0 || f->own_level < level)
+			continue;
+		if (event == SUBXACT_EVENT_ABORT_SUB)
+			f->own = -1;
+		else if (event == SUBXACT_EVENT_COMMIT_SUB)
+			f->own_level = level - 1;
+	}
+}
+
+/*
+ * mq_fence_get
+ *		This transaction's fence entry of partition of group (of topic);
+ *		with create, a new empty one if there is none, else NULL.  Names
+ *		longer than any valid one have none.
+ */
+static MqFence *
+mq_fence_get(text *topic, text *group, int32 partition, bool create)
+{
+	MqFenceKey	key;
+	MqFence    *f;
+	bool		found;
+
+	if (VARSIZE_ANY_EXHDR(topic) > MQ_MAX_NAME_LEN ||
+		VARSIZE_ANY_EXHDR(group) > MQ_MAX_NAME_LEN)
+		return NULL;
+	if (mq_fences == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!create)
+			return NULL;
+		if (!mq_fence_callbacks)
+		{
+			RegisterXactCallback(mq_fence_xact_callback, NULL);
+			RegisterSubXactCallback(mq_fence_subxact_callback, NULL);
+			mq_fence_callbacks = true;
+		}
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(MqFenceKey);
+		ctl.entrysize = sizeof(MqFence);
+		ctl.hcxt = TopTransactionContext;
+		mq_fences = hash_create("mq offset fences", 16, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	memset(&key, 0, sizeof(key));
+	memcpy(key.topic, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic));
+	memcpy(key.group, VARDATA_ANY(group), VARSIZE_ANY_EXHDR(group));
+	key.partition = partition;
+	f = hash_search(mq_fences, &key, create ? HASH_ENTER : HASH_FIND, &found);
+	if (f != NULL && !found)
+	{
+		f->fence = -1;
+		f->own = -1;
+		f->own_level = 0;
+	}
+	return f;
+}
+
+/*
+ * mq_fence_fetched
+ *		This transaction fetched partition from offset first on.
+ */
+static void
+mq_fence_fetched(text *topic, text *group, int32 partition, int64 first)
+{
+	MqFence    *f = mq_fence_get(topic, group, partition, true);
+
+	if (f != NULL && (f->fence < 0 || first < f->fence))
+		f->fence = first;
+}
+
+/*
+ * mq_fence_committed
+ *		This transaction committed partition's offset to next_offset.
+ */
+static void
+mq_fence_committed(text *topic, text *group, int32 partition, int64 next_offset)
+{
+	MqFence    *f = mq_fence_get(topic, group, partition, true);
+
+	if (f == NULL)
+		return;
+	f->own = next_offset;
+	f->own_level = GetCurrentTransactionNestLevel();
+}
+
+/*
+ * mq_fence_args
+ *		Set values/nulls[0] to the fence and [1] to the own offset of
+ *		partition of group (of topic) for MQ_COMMIT_FENCE (NULL for none).
+ */
+static void
+mq_fence_args(text *topic, text *group, int32 partition, Datum *values,
+			  char *nulls)
+{
+	MqFence    *f = mq_fence_get(topic, group, partition, false);
+
+	values[0] = Int64GetDatum(f != NULL ? f->fence : 0);
+	nulls[0] = (f == NULL || f->fence < 0) ? 'n' : ' ';
+	values[1] = Int64GetDatum(f != NULL ? f->own : 0);
+	nulls[1] = (f == NULL || f->own < 0) ? 'n' : ' ';
+}
+
+/*
+ * mq_fence_error
+ *		The commit of partition to next_offset was fenced off: another
+ *		transaction committed past records this one fetched, or past
+ *		next_offset.
+ */
+static void
+mq_fence_error(const char *group_name, int32 partition, int64 next_offset,
+			   bool have_committed, int64 committed)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("could not commit offset " INT64_FORMAT " of partition %d of group \"%s\": another transaction committed its records",
+					next_offset, partition, group_name),
+			 have_committed ?
+			 errdetail("The committed offset is " INT64_FORMAT ", past records this transaction fetched or past the offset given.",
+					   committed) : 0,
+			 errhint("Roll back (undoing what was done with the records) and fetch again.")));
+}
+
+/*
+ * mq_member_lock_tag
+ *		The lock tag a long-polling fetch of member of group_id holds.
+ */
+static void
+mq_member_lock_tag(LOCKTAG *tag, int32 group_id, text *member)
+{
+	uint32		h = hash_bytes((const unsigned char *) VARDATA_ANY(member),
+							   VARSIZE_ANY_EXHDR(member));
+
+	h = hash_combine(h, (uint32) group_id);
+	MQ_SET_LOCKTAG(*tag, MQ_LOCK_GROUP_MEMBER, h);
+}
+
+/*
+ * mq_member_waiting
+ *		mq._member_waiting(group_id, member) RETURNS boolean: is a fetch of
+ *		member waiting now (so that the member is live)?  Waiters hold
+ *		RowExclusiveLock on the member's tag; ShareLock conflicts with it
+ *		and not with other askers.
+ */
+Datum
+mq_member_waiting(PG_FUNCTION_ARGS)
+{
+	LOCKTAG		tag;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	mq_member_lock_tag(&tag, PG_GETARG_INT32(0), PG_GETARG_TEXT_PP(1));
+	if (LockAcquire(&tag, ShareLock, false, true) == LOCKACQUIRE_NOT_AVAIL)
+		PG_RETURN_BOOL(true);
+	LockRelease(&tag, ShareLock, false);
+	PG_RETURN_BOOL(false);
+}
 
 /* topic id -> saved plan of the read; dropped when mq's catalog changes */
 typedef struct MqFetchPlan
@@ -188,6 +447,79 @@ mq_fetch_plan(int32 topic_id)
 }
 
 /*
+ * mq_fetch_held
+ *		The partitions member holds in group_id (mq._assign: joins, writes
+ *		the heartbeat), or with peek the ones it would hold if it joined now
+ *		(mq._assign_peek: writes nothing).  Inside SPI; the array is
+ *		allocated in the caller's memory context.
+ */
+static ArrayType *
+mq_fetch_held(int32 group_id, Datum member, int32 partitions, bool peek)
+{
+	Datum		values[3];
+	Datum		d;
+	bool		isnull;
+
+	values[0] = Int32GetDatum(group_id);
+	values[1] = member;
+	values[2] = Int32GetDatum(partitions);
+	mq_stmt_exec(peek ? &mq_stmt_assign_peek : &mq_stmt_assign, values, NULL, 1);
+	if (SPI_processed == 0)
+		return construct_empty_array(INT4OID);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return construct_empty_array(INT4OID);
+	/* copy out of SPI's tuple table, which the next query frees */
+	return DatumGetArrayTypePCopy(d);
+}
+
+/*
+ * mq_fetch_read
+ *		One read of the held partitions with plan; the rows are in
+ *		SPI_tuptable.  Returns their number.
+ */
+static uint64
+mq_fetch_read(SPIPlanPtr plan, int32 group_id, ArrayType *held,
+			  int32 max_messages)
+{
+	Datum		values[4];
+	int			nheld = ArrayGetNItems(ARR_NDIM(held), ARR_DIMS(held));
+	int			rc;
+
+	values[0] = Int32GetDatum(group_id);
+	values[1] = PointerGetDatum(held);
+	/* read about an equal share from each partition held */
+	values[2] = Int32GetDatum(max_messages / Max(nheld, 1) +
+							  (max_messages % Max(nheld, 1) != 0));
+	values[3] = Int32GetDatum(max_messages);
+	rc = SPI_execute_plan(plan, values, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "mq: SPI_execute_plan failed: %s",
+			 SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * mq_fetch_same
+ *		Do two arrays of held partitions hold the same ones?
+ */
+static bool
+mq_fetch_same(ArrayType *a, ArrayType *b)
+{
+	int			na = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	int			nb = ArrayGetNItems(ARR_NDIM(b), ARR_DIMS(b));
+
+	/* int4 arrays without NULLs, as mq._share makes them */
+	if (na != nb)
+		return false;
+	if (na == 0)
+		return true;
+	if (ARR_HASNULL(a) || ARR_HASNULL(b))
+		return false;
+	return memcmp(ARR_DATA_PTR(a), ARR_DATA_PTR(b), sizeof(int32) * na) == 0;
+}
+
+/*
  * mq_fetch
  *		mq.fetch(topic_name, group_name, max_messages, member, wait,
  *		auto_commit) RETURNS TABLE (partition, offset, key, payload, headers,
@@ -195,7 +527,8 @@ mq_fetch_plan(int32 topic_id)
  *		partitions the member holds (all of them without a member), waiting
  *		up to wait for some to arrive.  Fetching again without committing
  *		returns the same records; with auto_commit, the fetch also commits
- *		past what it returns, in the caller's transaction.
+ *		past what it returns, in the caller's transaction, fenced like
+ *		mq.commit (40001 if another transaction committed past them).
  */
 Datum
 mq_fetch(PG_FUNCTION_ARGS)
@@ -207,17 +540,22 @@ mq_fetch(PG_FUNCTION_ARGS)
 	MqWaiter   *w;
 	Tuplestorestate *store;
 	TupleDesc	desc;
-	Datum		values[4];
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int32		group_id;
 	int32		topic_id;
 	int32		partitions;
+	bool		has_member = !PG_ARGISNULL(3);
+	bool		member_locked = false;
 	ArrayType  *held;
-	int			nheld;
 	SPIPlanPtr	plan;
 	SPITupleTable *rows;
 	uint64		nrows;
 	uint64		i;
+	int64	   *first;
+	int64	   *next;
+	int32		p;
 
 	if (PG_ARGISNULL(2) || PG_GETARG_INT32(2) < 1)
 		ereport(ERROR,
@@ -249,83 +587,96 @@ mq_fetch(PG_FUNCTION_ARGS)
 	partitions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 3, &isnull));
 
-	/* the partitions held: all of them, or the member's share */
-	if (PG_ARGISNULL(3))
+	/*
+	 * The partitions held: all of them, or the member's share.  A fetch
+	 * that may wait only peeks at its share, so as to write nothing while
+	 * it waits; it joins once it is done waiting.
+	 */
+	if (!has_member)
 	{
 		Datum	   *elems = palloc(sizeof(Datum) * partitions);
 
 		for (i = 0; i < (uint64) partitions; i++)
 			elems[i] = Int32GetDatum((int32) i);
 		held = construct_array(elems, partitions, INT4OID, 4, true, TYPALIGN_INT);
-		nheld = partitions;
 	}
 	else
-	{
-		Datum		d;
-
-		values[0] = Int32GetDatum(group_id);
-		values[1] = PG_GETARG_DATUM(3);
-		values[2] = Int32GetDatum(partitions);
-		mq_stmt_exec(&mq_stmt_assign, values, NULL, 1);
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (isnull)
-		{
-			held = construct_empty_array(INT4OID);
-			nheld = 0;
-		}
-		else
-		{
-			/* copy out of SPI's tuple table, which the next query frees */
-			held = DatumGetArrayTypePCopy(d);
-			nheld = ArrayGetNItems(ARR_NDIM(held), ARR_DIMS(held));
-		}
-	}
+		held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, w != NULL);
 
 	plan = mq_fetch_plan(topic_id);
-	values[0] = Int32GetDatum(group_id);
-	values[1] = PointerGetDatum(held);
-	/* read about an equal share from each partition held */
-	values[2] = Int32GetDatum(max_messages / Max(nheld, 1) +
-							  (max_messages % Max(nheld, 1) != 0));
-	values[3] = Int32GetDatum(max_messages);
 	for (;;)
 	{
-		int			rc;
-
 		if (w != NULL)
 			mq_wait_arm(w, MQ_WAIT_TOPIC, topic_id);
-		rc = SPI_execute_plan(plan, values, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "mq: SPI_execute_plan failed: %s",
-				 SPI_result_code_string(rc));
-		if (SPI_processed > 0 || w == NULL || mq_wait_over(w))
+		nrows = mq_fetch_read(plan, group_id, held, max_messages);
+		if (nrows > 0 || w == NULL || mq_wait_over(w))
 			break;
 		SPI_freetuptable(SPI_tuptable);
+		if (has_member && !member_locked)
+		{
+			LOCKTAG		tag;
+
+			/* live while waiting: see mq._member_waiting */
+			mq_member_lock_tag(&tag, group_id, PG_GETARG_TEXT_PP(3));
+			(void) LockAcquire(&tag, RowExclusiveLock, false, false);
+			member_locked = true;
+		}
 		mq_wait_sleep(w, DT_NOEND);
+		/* members may have come or gone meanwhile */
+		if (has_member)
+			held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, true);
+	}
+
+	/* done waiting: join, and read again if that changed the share */
+	if (has_member && w != NULL)
+	{
+		ArrayType  *joined;
+		MemoryContext oldcxt;
+
+		rows = SPI_tuptable;
+		/* keep the rows read while the join runs its own queries */
+		oldcxt = MemoryContextSwitchTo(TopTransactionContext);
+		MemoryContextSwitchTo(oldcxt);
+		joined = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, false);
+		if (!mq_fetch_same(joined, held))
+		{
+			SPI_freetuptable(rows);
+			held = joined;
+			nrows = mq_fetch_read(plan, group_id, held, max_messages);
+		}
+		else
+			SPI_tuptable = rows;
 	}
 
 	rows = SPI_tuptable;
-	nrows = SPI_processed;
 	for (i = 0; i < nrows; i++)
 		tuplestore_puttuple(store, rows->vals[i]);
+
+	/* the first and the last offset returned of each partition */
+	first = palloc(sizeof(int64) * Max(partitions, 1));
+	next = palloc(sizeof(int64) * Max(partitions, 1));
+	for (p = 0; p < partitions; p++)
+		first[p] = next[p] = -1;
+	for (i = 0; i < nrows; i++)
+	{
+		int64		off;
+
+		p = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+		off = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
+		if (p < 0 || p >= partitions)
+			continue;
+		if (first[p] < 0 || off < first[p])
+			first[p] = off;
+		if (off + 1 > next[p])
+			next[p] = off + 1;
+	}
+	for (p = 0; p < partitions; p++)
+		if (first[p] >= 0)
+			mq_fence_fetched(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), p, first[p]);
 
 	/* auto_commit: each returned partition's committed offset moves past it */
 	if (!PG_ARGISNULL(5) && PG_GETARG_BOOL(5) && nrows > 0)
 	{
-		int64	   *next = palloc(sizeof(int64) * partitions);
-		int32		p;
-
-		for (p = 0; p < partitions; p++)
-			next[p] = -1;
-		for (i = 0; i < nrows; i++)
-		{
-			int64		off;
-
-			p = DatumGetInt32(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
-			off = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull));
-			if (p >= 0 && p < partitions && off + 1 > next[p])
-				next[p] = off + 1;
-		}
 		for (p = 0; p < partitions; p++)
 		{
 			if (next[p] < 0)
@@ -333,7 +684,13 @@ mq_fetch(PG_FUNCTION_ARGS)
 			values[0] = Int32GetDatum(group_id);
 			values[1] = Int32GetDatum(p);
 			values[2] = Int64GetDatum(next[p]);
-			mq_stmt_exec(&mq_stmt_commit_update, values, NULL, 0);
+			mq_fence_args(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), p,
+						  values + 3, nulls + 3);
+			mq_stmt_exec(&mq_stmt_commit_update, values, nulls, 0);
+			if (SPI_processed == 0)
+				mq_fence_error(text_to_cstring(PG_GETARG_TEXT_PP(1)), p, next[p],
+							   false, 0);
+			mq_fence_committed(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), p, next[p]);
 		}
 	}
 	SPI_finish();
@@ -368,20 +725,25 @@ mq_group_not_found(FunctionCallInfo fcinfo)
  *		mq.commit(topic_name, group_name, partition, next_offset, member)
  *		RETURNS void: set the group's committed offset of partition (the
  *		next offset to read), in the caller's transaction.  With member, the
- *		commit is refused unless the member holds the partition now.
+ *		commit is refused unless the member holds the partition now.  The
+ *		commit is fenced (see the file header): 40001 if next_offset is
+ *		behind the committed offset, or if another transaction committed
+ *		past records this one fetched.
  */
 Datum
 mq_commit(PG_FUNCTION_ARGS)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	bool		end_null;
+	bool		committed_null;
 	int32		group_id;
 	int32		partitions;
 	int32		partition;
 	int64		next_offset;
 	int64		end_offset;
+	int64		committed;
 
 	mq_check_writable("mq.commit()");
 	SPI_connect();
@@ -394,9 +756,13 @@ mq_commit(PG_FUNCTION_ARGS)
 		values[1] = PG_GETARG_DATUM(1);
 		values[2] = PG_GETARG_DATUM(2);
 		values[3] = PG_GETARG_DATUM(3);
-		mq_stmt_exec(&mq_stmt_commit_fast, values, NULL, 0);
+		mq_fence_args(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1),
+					  PG_GETARG_INT32(2), values + 4, nulls + 4);
+		mq_stmt_exec(&mq_stmt_commit_fast, values, nulls, 0);
 		if (SPI_processed > 0)
 		{
+			mq_fence_committed(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1),
+							   PG_GETARG_INT32(2), PG_GETARG_INT64(3));
 			SPI_finish();
 			PG_RETURN_VOID();
 		}
@@ -419,6 +785,8 @@ mq_commit(PG_FUNCTION_ARGS)
 											 SPI_tuptable->tupdesc, 2, &isnull));
 	end_offset = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 3, &end_null));
+	committed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 4, &committed_null));
 
 	if (PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		ereport(ERROR,
@@ -426,7 +794,7 @@ mq_commit(PG_FUNCTION_ARGS)
 				 errmsg("partition and next_offset must not be NULL")));
 	partition = PG_GETARG_INT32(2);
 	next_offset = PG_GETARG_INT64(3);
-	if (partition < 0 || partition >= partitions || end_null)
+	if (partition < 0 || partition >= partitions || end_null || committed_null)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("topic \"%s\" has no partition %d",
@@ -462,7 +830,15 @@ mq_commit(PG_FUNCTION_ARGS)
 	values[0] = Int32GetDatum(group_id);
 	values[1] = Int32GetDatum(partition);
 	values[2] = Int64GetDatum(next_offset);
-	mq_stmt_exec(&mq_stmt_commit_update, values, NULL, 0);
+	nulls[0] = nulls[1] = nulls[2] = ' ';
+	mq_fence_args(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), partition,
+				  values + 3, nulls + 3);
+	mq_stmt_exec(&mq_stmt_commit_update, values, nulls, 0);
+	if (SPI_processed == 0)
+		mq_fence_error(text_to_cstring(PG_GETARG_TEXT_PP(1)), partition,
+					   next_offset, true, committed);
+	mq_fence_committed(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), partition,
+					   next_offset);
 	SPI_finish();
 	PG_RETURN_VOID();
 }

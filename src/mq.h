@@ -83,7 +83,8 @@ typedef enum MqLockClass
 	MQ_LOCK_NAME = 6,			/* hash of an object name, while creating */
 	MQ_LOCK_PUBLISH_KEY = 7,	/* hash of (destination, key) of publishers */
 	MQ_LOCK_GROUP = 8,			/* a consumer group */
-	MQ_LOCK_PUBLISH_STRIPE = 9	/* a stripe of MQ_LOCK_PUBLISH_KEY hashes */
+	MQ_LOCK_PUBLISH_STRIPE = 9, /* a stripe of MQ_LOCK_PUBLISH_KEY hashes */
+	MQ_LOCK_GROUP_MEMBER = 10	/* hash of (group, member) of a waiting fetch */
 } MqLockClass;
 
 /*
