@@ -42,6 +42,7 @@
 #include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
@@ -364,6 +365,44 @@ mq_member_waiting(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(false);
 }
 
+/*
+ * The planner settings the statements of fetch and commit are planned
+ * under: each finds its rows through a unique index or the segments'
+ * (topic_id, partition, offset) index, and nothing else is ever better.
+ */
+static const char *const mq_plan_guard_gucs[] = {
+	"enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"
+};
+
+/*
+ * mq_plan_guard
+ *		Set the planner settings above for the statements that follow (a
+ *		plan built or rebuilt meanwhile uses the intended access paths);
+ *		returns the GUC nest level to give mq_plan_unguard.
+ */
+static int
+mq_plan_guard(void)
+{
+	int			level = NewGUCNestLevel();
+	int			i;
+
+	for (i = 0; i < lengthof(mq_plan_guard_gucs); i++)
+		(void) set_config_option(mq_plan_guard_gucs[i], "off",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/*
+ * mq_plan_unguard
+ *		Restore the settings mq_plan_guard changed.
+ */
+static void
+mq_plan_unguard(int level)
+{
+	AtEOXact_GUC(true, level);
+}
+
 /* topic id -> saved plan of the read; dropped when mq's catalog changes */
 typedef struct MqFetchPlan
 {
@@ -556,6 +595,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 	int64	   *first;
 	int64	   *next;
 	int32		p;
+	int			guc_level;
 
 	if (PG_ARGISNULL(2) || PG_GETARG_INT32(2) < 1)
 		ereport(ERROR,
@@ -573,6 +613,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 
 	store = mq_srf_init(fcinfo, &desc);
 	SPI_connect();
+	guc_level = mq_plan_guard();
 
 	values[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
@@ -693,6 +734,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 			mq_fence_committed(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), p, next[p]);
 		}
 	}
+	mq_plan_unguard(guc_level);
 	SPI_finish();
 	return (Datum) 0;
 }
@@ -744,9 +786,11 @@ mq_commit(PG_FUNCTION_ARGS)
 	int64		next_offset;
 	int64		end_offset;
 	int64		committed;
+	int			guc_level;
 
 	mq_check_writable("mq.commit()");
 	SPI_connect();
+	guc_level = mq_plan_guard();
 
 	/* the common case in one statement: no member, every argument valid */
 	if (!PG_ARGISNULL(0) && !PG_ARGISNULL(1) && !PG_ARGISNULL(2) &&
@@ -763,6 +807,7 @@ mq_commit(PG_FUNCTION_ARGS)
 		{
 			mq_fence_committed(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1),
 							   PG_GETARG_INT32(2), PG_GETARG_INT64(3));
+			mq_plan_unguard(guc_level);
 			SPI_finish();
 			PG_RETURN_VOID();
 		}
@@ -839,6 +884,7 @@ mq_commit(PG_FUNCTION_ARGS)
 					   next_offset, true, committed);
 	mq_fence_committed(PG_GETARG_TEXT_PP(0), PG_GETARG_TEXT_PP(1), partition,
 					   next_offset);
+	mq_plan_unguard(guc_level);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
