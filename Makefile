@@ -3,6 +3,8 @@
 #   make                 build
 #   make install         install into the server given by PG_CONFIG
 #   make installcheck    pg_regress against a running server (PGHOST/PGPORT)
+#   make dist            mq-<version>.tar.gz of the committed tree (git archive),
+#                        installable with make && make install (PGXN layout)
 #   bash test/run_tests.sh   the whole suite on a throwaway cluster
 
 EXTENSION  = mq
@@ -43,3 +45,12 @@ include $(PGXS)
 
 # every source includes the one module header
 $(OBJS): src/mq.h
+
+# make dist: a release tarball of HEAD, mq-<default_version>.tar.gz in
+# DISTDIR (default: here), with one top directory mq-<version>/.
+DIST_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(srcdir)/mq.control)
+DISTDIR ?= .
+.PHONY: dist
+dist:
+	git -C $(srcdir) archive --format=tar.gz --prefix=mq-$(DIST_VERSION)/ \
+		-o $(abspath $(DISTDIR))/mq-$(DIST_VERSION).tar.gz HEAD

@@ -193,6 +193,28 @@ mq_next_outbox_seq(void)
 }
 
 /*
+ * mq_outbox_seq_allocated
+ *		The highest seq mq.outbox_seq has handed out (0: none yet).  Every
+ *		outbox row written by mq.publish or by an INSERT that takes the
+ *		default is at or below it; a row above it was loaded with its seq
+ *		by a restore that has not set the sequence yet (pg_dump sets
+ *		sequences after all table data).
+ */
+int64
+mq_outbox_seq_allocated(void)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+	Datum		result;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value =
+		ObjectIdGetDatum(mq_sequence_relid("outbox_seq", &mq_outbox_seq_relid));
+	fcinfo->args[0].isnull = false;
+	result = pg_sequence_last_value(fcinfo);
+	return fcinfo->isnull ? 0 : DatumGetInt64(result);
+}
+
+/*
  * mq_check_queue_name
  *		Raise an error unless name (len bytes, not NUL-terminated) is a valid
  *		queue name: 1 to 63 bytes of ASCII letters, digits, '_' and '-',

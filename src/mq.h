@@ -275,6 +275,7 @@ extern const MqQueue *mq_queue_get(text *queue_name);
 extern void mq_catalog_init(void);
 extern int64 mq_next_msg_id(void);
 extern int64 mq_next_outbox_seq(void);
+extern int64 mq_outbox_seq_allocated(void);
 extern Oid	mq_queue_relid_get(void);
 extern uint64 mq_catalog_generation;
 

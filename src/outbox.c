@@ -448,6 +448,24 @@ mq_outbox_lock_key(text *dest, text *key)
 }
 
 /*
+ * mq_outbox_row_restored
+ *		Whether an outbox row is being loaded by a restore: its seq is above
+ *		what mq.outbox_seq has handed out.  A restore loads mq.outbox before
+ *		the queues, topics and exchanges (name order) and sets the sequence
+ *		after all data, so such a row's destination may simply not be loaded
+ *		yet; the relay leaves it alone until the sequence is set.
+ */
+static bool
+mq_outbox_row_restored(HeapTuple tup, TupleDesc desc, int att_seq)
+{
+	bool		isnull;
+	Datum		d;
+
+	d = heap_getattr(tup, att_seq, desc, &isnull);
+	return !isnull && DatumGetInt64(d) > mq_outbox_seq_allocated();
+}
+
+/*
  * mq_outbox_check
  *		BEFORE INSERT row trigger on mq.outbox: the destination (column
  *		aggregatetype) must be a queue, topic or exchange; the writers of one
@@ -455,6 +473,8 @@ mq_outbox_lock_key(text *dest, text *key)
  *		and a row without a seq gets one now, after the key lock, so that
  *		per-key relay order is commit order (a seq given explicitly, as a
  *		restore gives it, is kept).
+ *		A row that a restore loads ahead of its destination is let in (see
+ *		mq_outbox_row_restored).
  */
 Datum
 mq_outbox_check(PG_FUNCTION_ARGS)
@@ -495,7 +515,9 @@ mq_outbox_check(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NOT_NULL_VIOLATION),
 				 errmsg("aggregatetype (the destination) must not be NULL")));
 	dest = DatumGetTextPP(d);
-	mq_outbox_check_dest(dest, "aggregatetype names the destination of the event.");
+	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0 &&
+		!mq_outbox_row_restored(tup, desc, att_seq))
+		mq_outbox_check_dest(dest, "aggregatetype names the destination of the event.");
 	d = heap_getattr(tup, att_key, desc, &isnull);
 	if (!isnull)
 		mq_outbox_lock_key(dest, DatumGetTextPP(d));

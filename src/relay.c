@@ -38,11 +38,18 @@
 
 PG_FUNCTION_INFO_V1(mq_relay);
 
-/* $1 max rows: the next batch of committed outbox rows */
+/*
+ * $1 max rows: the next batch of committed outbox rows.  Rows above the
+ * last value of mq.outbox_seq are being loaded by a restore that has not
+ * finished (see mq_outbox_seq_allocated): they wait.
+ */
 static MqStmt mq_stmt_relay_batch = {
 	"SELECT o.ctid, o.seq, o.id, o.aggregatetype, o.aggregateid, o.payload,"
 	"       o.headers"
-	"  FROM mq.outbox o ORDER BY o.seq LIMIT $1",
+	"  FROM mq.outbox o"
+	" WHERE o.seq OPERATOR(pg_catalog.<=) (SELECT COALESCE("
+	"       pg_catalog.pg_sequence_last_value('mq.outbox_seq'::pg_catalog.regclass), 0))"
+	" ORDER BY o.seq LIMIT $1",
 	1, {INT4OID}
 };
 

@@ -25,7 +25,7 @@ mq_log() { printf '\033[1m== %s\033[0m\n' "$*" >&2; }
 mq_packages() {
 	local need=(postgresql-$MQ_PGVER postgresql-server-dev-$MQ_PGVER
 		postgresql-$MQ_PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl
-		postgresql-$MQ_PGVER-pgq3 make gcc)
+		postgresql-$MQ_PGVER-pgq3 postgresql-$MQ_PGVER-wal2json pgbouncer make gcc)
 	local missing=()
 	for p in "${need[@]}"; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
