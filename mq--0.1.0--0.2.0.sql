@@ -486,11 +486,40 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION mq.nack(
+-- Receipts: a lease's receipt is its visible_at, as mq.poll returned it
+-- (or as the last mq.extend of it returned).  With one, ack, extend, nack
+-- and reject act only on that lease: once it lapsed and the message was
+-- redelivered, released or moved, they change nothing and return false /
+-- NULL.  The C functions take the extra argument only when declared.
+DROP FUNCTION mq.ack(text, bigint);
+CREATE FUNCTION mq.ack(queue_name text, msg_id bigint, receipt timestamptz DEFAULT NULL)
+RETURNS boolean
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_ack';
+
+DROP FUNCTION mq.ack(text, bigint[]);
+CREATE FUNCTION mq.ack(queue_name text, msg_ids bigint[], receipts timestamptz[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_ack_batch';
+
+DROP FUNCTION mq.extend(text, bigint, interval);
+CREATE FUNCTION mq.extend(
+    queue_name          text,
+    msg_id              bigint,
+    visibility_timeout  interval,
+    receipt             timestamptz DEFAULT NULL)
+RETURNS timestamptz
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_extend';
+
+DROP FUNCTION mq.nack(text, bigint, interval, text);
+CREATE FUNCTION mq.nack(
     queue_name  text,
     msg_id      bigint,
     delay       interval DEFAULT NULL,
-    error       text DEFAULT NULL)
+    error       text DEFAULT NULL,
+    receipt     timestamptz DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -510,7 +539,9 @@ BEGIN
     END IF;
     SELECT * INTO q FROM mq.queue x WHERE x.queue_id = mq._use_queue(queue_name);
     SELECT x.attempt INTO m FROM mq.queue_message x
-     WHERE x.msg_id = nack.msg_id AND x.queue_id = q.queue_id FOR UPDATE;
+     WHERE x.msg_id = nack.msg_id AND x.queue_id = q.queue_id
+       AND (receipt IS NULL OR x.vt = receipt)
+       FOR UPDATE;
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
@@ -529,7 +560,9 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION mq.reject(queue_name text, msg_id bigint, error text DEFAULT NULL)
+DROP FUNCTION mq.reject(text, bigint, text);
+CREATE FUNCTION mq.reject(queue_name text, msg_id bigint, error text DEFAULT NULL,
+                          receipt timestamptz DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -548,7 +581,9 @@ BEGIN
                   HINT = 'Set one with mq.alter_queue(queue_name, dead_letter_queue => ...), or ack the message.';
     END IF;
     PERFORM 1 FROM mq.queue_message x
-     WHERE x.msg_id = reject.msg_id AND x.queue_id = q.queue_id FOR UPDATE;
+     WHERE x.msg_id = reject.msg_id AND x.queue_id = q.queue_id
+       AND (receipt IS NULL OR x.vt = receipt)
+       FOR UPDATE;
     IF NOT FOUND THEN
         RETURN false;
     END IF;

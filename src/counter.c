@@ -404,9 +404,15 @@ mq_counter_xact_callback(XactEvent event, void *arg)
 
 /*
  * mq_counter_subxact_callback
- *		A committed subtransaction passes its moves (the suffix of the list)
- *		to its parent, merged with the parent's; a rolled-back one forgets
- *		them.
+ *		A committed subtransaction passes its moves to its parent; a
+ *		rolled-back one forgets them.
+ *
+ * The list is ordered by subid: moves are appended by the current
+ * subtransaction, whose id is the highest alive, and an ending
+ * subtransaction's moves (the suffix with subid >= mySubid) are dropped or
+ * merged into its parent's, which precede them.  Each (sub)transaction
+ * keeps one entry per queue, and every step touches one level's entries:
+ * n sends in n subtransactions cost O(n), not O(n^2).
  */
 static void
 mq_counter_subxact_callback(SubXactEvent event, SubTransactionId mySubid,

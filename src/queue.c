@@ -26,6 +26,7 @@
 #include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/resowner.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(mq_send);
@@ -138,6 +139,29 @@ static MqStmt mq_stmt_ack = {
 	2, {INT4OID, INT8OID}
 };
 
+/* $1 queue_id, $2 msg_id, $3 receipt: only the lease it was issued for */
+static MqStmt mq_stmt_ack_receipt = {
+	"DELETE FROM mq.queue_message"
+	" WHERE msg_id OPERATOR(pg_catalog.=) $2"
+	"   AND queue_id OPERATOR(pg_catalog.=) $1"
+	"   AND vt OPERATOR(pg_catalog.=) $3",
+	3, {INT4OID, INT8OID, TIMESTAMPTZOID}
+};
+
+/*
+ * $1 queue_id, $2 msg_ids, $3 their receipts (same length, checked by the
+ * caller): each message only under the lease its receipt names (a NULL
+ * receipt: whatever its lease).
+ */
+static MqStmt mq_stmt_ack_batch_receipt = {
+	"DELETE FROM mq.queue_message m"
+	" USING ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS r(msg_id, vt)"
+	" WHERE m.msg_id OPERATOR(pg_catalog.=) r.msg_id"
+	"   AND m.queue_id OPERATOR(pg_catalog.=) $1"
+	"   AND (r.vt IS NULL OR m.vt OPERATOR(pg_catalog.=) r.vt)",
+	3, {INT4OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID}
+};
+
 /* $1 queue_id, $2 msg_ids */
 static MqStmt mq_stmt_ack_batch = {
 	"DELETE FROM mq.queue_message"
@@ -154,6 +178,31 @@ static MqStmt mq_stmt_extend = {
 	" RETURNING vt",
 	3, {INT4OID, INT8OID, TIMESTAMPTZOID}
 };
+
+/* $1 queue_id, $2 msg_id, $3 new visibility, $4 receipt */
+static MqStmt mq_stmt_extend_receipt = {
+	"UPDATE mq.queue_message SET vt = $3"
+	" WHERE msg_id OPERATOR(pg_catalog.=) $2"
+	"   AND queue_id OPERATOR(pg_catalog.=) $1"
+	"   AND vt OPERATOR(pg_catalog.=) $4"
+	" RETURNING vt",
+	4, {INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
+};
+
+/*
+ * mq_arg_receipt
+ *		The optional receipt argument argno (a lease's visible_at, as poll or
+ *		the last extend returned it): true and *receipt set if given.  The
+ *		0.1.0 SQL declarations have no such argument.
+ */
+static bool
+mq_arg_receipt(FunctionCallInfo fcinfo, int argno, Datum *receipt)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return false;
+	*receipt = PG_GETARG_DATUM(argno);
+	return true;
+}
 
 /*
  * mq_time_plus
@@ -482,25 +531,69 @@ mq_send_batch(PG_FUNCTION_ARGS)
 
 /*
  * mq_poll_once
- *		One attempt to lease up to max_messages messages.  Returns how many.
- *		Inside SPI.
+ *		One attempt to lease up to max_messages messages of the queue called
+ *		qname (its row in *q on return).  Returns how many.  Inside SPI.
+ *
+ * The attempt runs in a subtransaction that is rolled back when it leases
+ * nothing.  Its FOR UPDATE SKIP LOCKED scan locks a row that another
+ * consumer leased after the attempt's snapshot was taken before it finds,
+ * on rechecking, that the row is no longer ready; the row is not returned
+ * but its lock would last until our transaction ends (for a long poll, the
+ * end of its wait, with acks of the row waiting behind it).  Rolling back
+ * an empty attempt releases every row lock it took, and the queue's lock
+ * if it was taken by the attempt: a sleeping poll holds no lock at all.
  */
 static uint64
-mq_poll_once(const MqQueue *q, int32 max_messages, Interval *vt,
-			 Tuplestorestate *store)
+mq_poll_once(text *qname, MqQueue *q, int32 max_messages, Interval *vt,
+			 MqWaiter *w, Tuplestorestate *store)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	Datum		values[6];
+	MemoryContext oldcxt = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	uint64		n = 0;
 
-	values[0] = Int32GetDatum(q->queue_id);
-	values[1] = TimestampTzGetDatum(now);
-	values[2] = Int32GetDatum(max_messages);
-	values[3] = mq_time_plus(now, vt ? vt : (Interval *) &q->visibility_timeout);
-	values[4] = mq_ttl_cutoff(q, now);
-	values[5] = Int32GetDatum(q->has_dlq ? q->max_attempts : PG_INT32_MAX);
-	mq_stmt_exec(&mq_stmt_poll, values, NULL, 0);
-	mq_deliver_to_store(store, q->queue_id);
-	return SPI_processed;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
+	PG_TRY();
+	{
+		TimestampTz now;
+		Datum		values[6];
+
+		*q = *mq_queue_get(qname);
+		if (w != NULL)
+			mq_wait_arm(w, MQ_WAIT_QUEUE, q->queue_id);
+		now = GetCurrentTimestamp();
+		values[0] = Int32GetDatum(q->queue_id);
+		values[1] = TimestampTzGetDatum(now);
+		values[2] = Int32GetDatum(max_messages);
+		values[3] = mq_time_plus(now, vt ? vt : (Interval *) &q->visibility_timeout);
+		values[4] = mq_ttl_cutoff(q, now);
+		values[5] = Int32GetDatum(q->has_dlq ? q->max_attempts : PG_INT32_MAX);
+		mq_stmt_exec(&mq_stmt_poll, values, NULL, 0);
+		n = SPI_processed;
+		if (n > 0)
+		{
+			mq_deliver_to_store(store, q->queue_id);
+			ReleaseCurrentSubTransaction();
+		}
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcxt);
+		CurrentResourceOwner = oldowner;
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return n;
 }
 
 /*
@@ -549,13 +642,10 @@ mq_poll(PG_FUNCTION_ARGS)
 	w = mq_wait_start(&waiter, "mq.poll", wait);
 	store = mq_srf_init(fcinfo, &desc);
 	SPI_connect();
-	q = *mq_queue_get(qname);
 	for (;;)
 	{
-		if (w != NULL)
-			mq_wait_arm(w, MQ_WAIT_QUEUE, q.queue_id);
-		if (mq_poll_once(&q, max_messages, vt, store) > 0 || w == NULL ||
-			mq_wait_over(w))
+		if (mq_poll_once(qname, &q, max_messages, vt, w, store) > 0 ||
+			w == NULL || mq_wait_over(w))
 			break;
 		mq_wait_sleep(w, mq_next_ready(&q, GetCurrentTimestamp()));
 	}
@@ -612,15 +702,18 @@ mq_arg_msg_id(FunctionCallInfo fcinfo, int argno)
 
 /*
  * mq_ack
- *		mq.ack(queue_name, msg_id) RETURNS boolean: delete one message; false
- *		if the queue has no such message.
+ *		mq.ack(queue_name, msg_id, receipt) RETURNS boolean: delete one
+ *		message; false if the queue has no such message, or (with a
+ *		receipt) if the lease the receipt names is over: the message was
+ *		redelivered, released or moved since.
  */
 Datum
 mq_ack(PG_FUNCTION_ARGS)
 {
 	text	   *qname = mq_arg_queue_name(fcinfo, 0);
 	int64		msg_id = mq_arg_msg_id(fcinfo, 1);
-	Datum		values[2];
+	Datum		values[3];
+	bool		with_receipt = mq_arg_receipt(fcinfo, 2, &values[2]);
 	int32		queue_id;
 	uint64		n;
 
@@ -628,7 +721,8 @@ mq_ack(PG_FUNCTION_ARGS)
 	queue_id = mq_queue_get(qname)->queue_id;
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = Int64GetDatum(msg_id);
-	mq_stmt_exec(&mq_stmt_ack, values, NULL, 0);
+	mq_stmt_exec(with_receipt ? &mq_stmt_ack_receipt : &mq_stmt_ack,
+				 values, NULL, 0);
 	n = SPI_processed;
 	SPI_finish();
 	if (n > 0)
@@ -638,14 +732,16 @@ mq_ack(PG_FUNCTION_ARGS)
 
 /*
  * mq_ack_batch
- *		mq.ack(queue_name, msg_ids bigint[]) RETURNS bigint: delete the
- *		messages; returns how many existed.
+ *		mq.ack(queue_name, msg_ids bigint[], receipts timestamptz[]) RETURNS
+ *		bigint: delete the messages (each only under the lease its receipt
+ *		names, when receipts are given); returns how many were deleted.
  */
 Datum
 mq_ack_batch(PG_FUNCTION_ARGS)
 {
 	text	   *qname = mq_arg_queue_name(fcinfo, 0);
-	Datum		values[2];
+	Datum		values[3];
+	bool		with_receipts = mq_arg_receipt(fcinfo, 2, &values[2]);
 	int32		queue_id;
 	uint64		n;
 
@@ -653,11 +749,24 @@ mq_ack_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("msg_ids must not be NULL")));
+	if (with_receipts)
+	{
+		int			nreceipts = mq_check_array(PG_GETARG_ARRAYTYPE_P(2), "receipts", true);
+		int			nids = mq_check_array(PG_GETARG_ARRAYTYPE_P(1), "msg_ids", true);
+
+		if (nreceipts != nids)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("receipts has %d elements but msg_ids has %d",
+							nreceipts, nids),
+					 errhint("Pass one receipt per message id, or NULL for none.")));
+	}
 	SPI_connect();
 	queue_id = mq_queue_get(qname)->queue_id;
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = PG_GETARG_DATUM(1);
-	mq_stmt_exec(&mq_stmt_ack_batch, values, NULL, 0);
+	mq_stmt_exec(with_receipts ? &mq_stmt_ack_batch_receipt : &mq_stmt_ack_batch,
+				 values, NULL, 0);
 	n = SPI_processed;
 	SPI_finish();
 	if (n > 0)
@@ -667,9 +776,11 @@ mq_ack_batch(PG_FUNCTION_ARGS)
 
 /*
  * mq_extend
- *		mq.extend(queue_name, msg_id, visibility_timeout) RETURNS timestamptz:
- *		the message becomes visible visibility_timeout from now ('0' releases
- *		it at once and wakes waiters).  NULL if the message is gone.
+ *		mq.extend(queue_name, msg_id, visibility_timeout, receipt) RETURNS
+ *		timestamptz: the message becomes visible visibility_timeout from now
+ *		('0' releases it at once and wakes waiters).  NULL if the message is
+ *		gone, or (with a receipt) if the lease the receipt names is over.
+ *		The result is the lease's new receipt.
  */
 Datum
 mq_extend(PG_FUNCTION_ARGS)
@@ -678,7 +789,8 @@ mq_extend(PG_FUNCTION_ARGS)
 	int64		msg_id = mq_arg_msg_id(fcinfo, 1);
 	Interval   *vt;
 	TimestampTz now = GetCurrentTimestamp();
-	Datum		values[3];
+	Datum		values[4];
+	bool		with_receipt = mq_arg_receipt(fcinfo, 3, &values[3]);
 	Datum		result = (Datum) 0;
 	bool		isnull = true;
 	int32		queue_id;
@@ -694,7 +806,8 @@ mq_extend(PG_FUNCTION_ARGS)
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = Int64GetDatum(msg_id);
 	values[2] = mq_time_plus(now, vt);
-	mq_stmt_exec(&mq_stmt_extend, values, NULL, 0);
+	mq_stmt_exec(with_receipt ? &mq_stmt_extend_receipt : &mq_stmt_extend,
+				 values, NULL, 0);
 	if (SPI_processed > 0)
 		result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 							   1, &isnull);
