@@ -42,7 +42,8 @@ ROLLBACK;
 BEGIN;
 SELECT attempt FROM mq.poll('att2');
 ROLLBACK;
-SELECT mq.run_maintenance();
+-- (the worker, woken by the rollback, may have run the pass first)
+SELECT mq.run_maintenance() >= 0 AS ran;
 SELECT queue_name, total FROM mq.queue_stats WHERE queue_name LIKE 'att2%' ORDER BY 1;
 
 SELECT mq.drop_queue('att');
