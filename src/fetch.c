@@ -38,6 +38,8 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
@@ -448,6 +450,28 @@ mq_fetch_plan(int32 topic_id)
 }
 
 /*
+ * mq_fetch_can_peek
+ *		Does the installed SQL have mq._assign_peek?  A database still at
+ *		mq 0.1.0 has not: there a waiting fetch joins before it waits, as
+ *		0.1.0 did.  A positive answer is kept until mq's catalog changes.
+ */
+static bool
+mq_fetch_can_peek(void)
+{
+	static uint64 generation = 0;
+
+	if (generation != mq_catalog_generation)
+	{
+		List	   *name = list_make2(makeString("mq"), makeString("_assign_peek"));
+
+		if (!OidIsValid(LookupFuncName(name, -1, NULL, true)))
+			return false;
+		generation = mq_catalog_generation;
+	}
+	return true;
+}
+
+/*
  * mq_fetch_held
  *		The partitions member holds in group_id (mq._assign: joins, writes
  *		the heartbeat), or with peek the ones it would hold if it joined now
@@ -548,6 +572,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 	int32		topic_id;
 	int32		partitions;
 	bool		has_member = !PG_ARGISNULL(3);
+	bool		peek = false;
 	bool		member_locked = false;
 	ArrayType  *held;
 	SPIPlanPtr	plan;
@@ -604,7 +629,10 @@ mq_fetch(PG_FUNCTION_ARGS)
 		held = construct_array(elems, partitions, INT4OID, 4, true, TYPALIGN_INT);
 	}
 	else
-		held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, w != NULL);
+	{
+		peek = (w != NULL && mq_fetch_can_peek());
+		held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, peek);
+	}
 
 	plan = mq_fetch_plan(topic_id);
 	for (;;)
@@ -615,7 +643,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 		if (nrows > 0 || w == NULL || mq_wait_over(w))
 			break;
 		SPI_freetuptable(SPI_tuptable);
-		if (has_member && !member_locked)
+		if (peek && !member_locked)
 		{
 			LOCKTAG		tag;
 
@@ -626,12 +654,12 @@ mq_fetch(PG_FUNCTION_ARGS)
 		}
 		mq_wait_sleep(w, DT_NOEND);
 		/* members may have come or gone meanwhile */
-		if (has_member)
-			held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, true);
+		if (peek)
+			held = mq_fetch_held(group_id, PG_GETARG_DATUM(3), partitions, peek);
 	}
 
 	/* done waiting: join, and read again if that changed the share */
-	if (has_member && w != NULL)
+	if (peek)
 	{
 		ArrayType  *joined;
 		MemoryContext oldcxt;

@@ -100,11 +100,13 @@ typedef enum MqLockClass
 
 /*
  * Key locks of publishers (outbox.c): a transaction locks up to
- * MQ_PUBLISH_KEY_LOCKS distinct keys one by one, then whole stripes (of
- * MQ_PUBLISH_KEY_STRIPES), so its footprint in the lock table is bounded.
+ * MQ_PUBLISH_KEY_LOCKS distinct keys one by one (enough for the common
+ * transaction, so that concurrent publishers of distinct keys never wait
+ * for each other), then the stripes (of MQ_PUBLISH_KEY_STRIPES) of further
+ * keys, so its footprint in the lock table is bounded.
  */
-#define MQ_PUBLISH_KEY_LOCKS 32
-#define MQ_PUBLISH_KEY_STRIPES 16
+#define MQ_PUBLISH_KEY_LOCKS 128
+#define MQ_PUBLISH_KEY_STRIPES 32
 
 #define MQ_SET_LOCKTAG(tag, cls, id) \
 	SET_LOCKTAG_ADVISORY((tag), MyDatabaseId, (uint32) (cls), (uint32) (id), \
