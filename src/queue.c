@@ -9,7 +9,12 @@
  * LOCKED, so concurrent pollers never see the same row and a poll that
  * rolls back (locked mode) leaves the row exactly as it was.  Each
  * statement is a saved plan shared by all queues (the queue is a
- * parameter), so no call parses, plans or reads the catalog.
+ * parameter), so no call parses, plans or reads the catalog; each runs
+ * under mq_stmt_exec_guarded, so its access path does not depend on the
+ * table's statistics.  Every call holds the queue's lock (catalog.c) until
+ * its transaction ends, except a poll attempt that leases nothing, which
+ * is undone with its locks.  The lease's vt is its receipt: ack, extend
+ * (and nack, reject in SQL) given one act only on that lease.
  *
  * Time is the clock at the call (not the transaction start), so a long
  * transaction that polls in a loop keeps seeing messages become ready.
