@@ -123,35 +123,6 @@ static MqStmt mq_stmt_version = {
 };
 
 /*
- * mq_worker_slot
- *		The registry slot of dboid, created (empty, not wanted) if create.
- *		Caller holds mq_shared->lock exclusively to create.  NULL if absent,
- *		or if the registry is full.
- */
-static MqDbWorker *
-mq_worker_slot(Oid dboid, bool create)
-{
-	int			i;
-	MqDbWorker *free_slot = NULL;
-
-	for (i = 0; i < MQ_MAX_DB_WORKERS; i++)
-	{
-		MqDbWorker *w = &mq_shared->workers[i];
-
-		if (w->dboid == dboid)
-			return w;
-		if (w->dboid == InvalidOid && free_slot == NULL)
-			free_slot = w;
-	}
-	if (create && free_slot != NULL)
-	{
-		memset(free_slot, 0, sizeof(*free_slot));
-		free_slot->dboid = dboid;
-	}
-	return create ? free_slot : NULL;
-}
-
-/*
  * mq_worker_slot_free
  *		Give a slot back.  Caller holds mq_shared->lock exclusively.
  */
@@ -213,31 +184,15 @@ mq_worker_request_launch(Oid dboid)
 		if (w->latch != NULL)
 			SetLatch(w->latch);
 	}
-	else
-		mq_shared->worker_registry_full++;
 	mq_wake_launcher();
 	LWLockRelease(mq_shared->lock);
 	if (w == NULL)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("mq: no background worker for database %u: %d databases with mq already have one",
-						dboid, MQ_MAX_DB_WORKERS),
-				 errhint("Nothing is relayed or maintained in this database until another database drops mq; run mq.relay() and mq.run_maintenance() by hand meanwhile.")));
-}
-
-/*
- * mq_worker_pass_lock
- *		Passes that count attempts run one at a time (the worker and
- *		mq.run_maintenance()), so the debts of a message are never split
- *		between two passes: a lock of the transaction, in mq's lock space.
- */
-void
-mq_worker_pass_lock(void)
-{
-	LOCKTAG		tag;
-
-	MQ_SET_LOCKTAG(tag, MQ_LOCK_WORKER_PASS, 0);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+						dboid, mq_shared->max_databases),
+				 errdetail("mq.shared_state counts the databases refused."),
+				 errhint("Raise mq.max_databases (needs a restart); meanwhile run mq.relay() and mq.run_maintenance() by hand.")));
 }
 
 /* ----------------------------------------------------------------
@@ -259,7 +214,7 @@ mq_release_holds(int code, Datum arg)
 	if (mq_shared == NULL)
 		return;
 	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < MQ_MAX_DB_WORKERS; i++)
+	for (i = 0; i < mq_shared->max_databases; i++)
 		if (mq_shared->workers[i].dboid != InvalidOid &&
 			mq_shared->workers[i].held_by == MyProcPid)
 			mq_shared->workers[i].held_by = 0;
@@ -628,6 +583,18 @@ mq_launcher_look(void)
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 
+	/* the registry slots of dropped databases are free again */
+	{
+		Oid		   *alive = palloc(sizeof(Oid) * Max(mq_nldbs, 1));
+		int			nalive = 0;
+
+		for (i = 0; i < mq_nldbs; i++)
+			if (mq_ldbs[i].seen)
+				alive[nalive++] = mq_ldbs[i].dboid;
+		mq_worker_registry_sweep(alive, nalive);
+		pfree(alive);
+	}
+
 	/* forget dropped databases whose worker is gone */
 	for (i = 0; i < mq_nldbs; i++)
 		if (mq_ldbs[i].seen || mq_ldbs[i].handle != NULL)
@@ -693,7 +660,7 @@ mq_launcher_sync(void)
 	int			i;
 
 	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < MQ_MAX_DB_WORKERS; i++)
+	for (i = 0; i < mq_shared->max_databases; i++)
 	{
 		MqDbWorker *w = &mq_shared->workers[i];
 		MqLauncherDb *d = NULL;
@@ -828,7 +795,7 @@ mq_launcher_cycle(void)
 				LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
 				w = mq_worker_slot(d->dboid, false);
 				if (w != NULL)
-					w->status.bounds &= ~MQ_BOUND_BGW_SLOTS;
+					w->status.bounds &= ~MQ_WBOUND_BGW_SLOTS;
 				LWLockRelease(mq_shared->lock);
 			}
 			continue;
@@ -842,7 +809,7 @@ mq_launcher_cycle(void)
 		w = mq_worker_slot(d->dboid, false);
 		if (w != NULL)
 		{
-			w->status.bounds |= MQ_BOUND_BGW_SLOTS;
+			w->status.bounds |= MQ_WBOUND_BGW_SLOTS;
 			w->status.next_retry = d->next_launch;
 		}
 		LWLockRelease(mq_shared->lock);
@@ -1019,12 +986,7 @@ mq_db_worker_attach(Oid dboid, bool probe)
 
 	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
 	w = mq_worker_slot(dboid, probe);
-	if (w == NULL)
-	{
-		if (probe)
-			mq_shared->worker_registry_full++;
-	}
-	else
+	if (w != NULL)
 	{
 		if (probe)
 			w->wanted = true;
@@ -1046,7 +1008,7 @@ mq_db_worker_attach(Oid dboid, bool probe)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("mq: no background worker for database %u: %d databases with mq already have one",
-						dboid, MQ_MAX_DB_WORKERS)));
+						dboid, mq_shared->max_databases)));
 	return ok;
 }
 
@@ -1292,9 +1254,9 @@ mq_worker_pass(void)
 		st->last_pass_us = end - start;
 		st->rows_relayed += rows;
 		if (rows >= MQ_RELAY_BATCH)
-			st->bounds |= MQ_BOUND_RELAY_BATCH;
+			st->bounds |= MQ_WBOUND_RELAY_BATCH;
 		else
-			st->bounds &= ~MQ_BOUND_RELAY_BATCH;
+			st->bounds &= ~MQ_WBOUND_RELAY_BATCH;
 		if (failed)
 		{
 			st->failed_passes++;
@@ -1485,7 +1447,7 @@ mq_sql_worker_status(PG_FUNCTION_ARGS)
 {
 	TupleDesc	desc;
 	Tuplestorestate *store = mq_srf_init(fcinfo, &desc);
-	MqDbWorker *copy = palloc(sizeof(MqDbWorker) * MQ_MAX_DB_WORKERS);
+	MqDbWorker *copy = palloc(sizeof(MqDbWorker) * mq_shared->max_databases);
 	uint64		registry_full;
 	bool		mine = false;
 	int			n = 0;
@@ -1493,11 +1455,11 @@ mq_sql_worker_status(PG_FUNCTION_ARGS)
 
 	mq_require_shmem();
 	LWLockAcquire(mq_shared->lock, LW_SHARED);
-	for (i = 0; i < MQ_MAX_DB_WORKERS; i++)
+	for (i = 0; i < mq_shared->max_databases; i++)
 		if (mq_shared->workers[i].dboid != InvalidOid &&
 			(mq_shared->workers[i].wanted || mq_shared->workers[i].pid != 0))
 			copy[n++] = mq_shared->workers[i];
-	registry_full = mq_shared->worker_registry_full;
+	registry_full = pg_atomic_read_u64(&mq_shared->overflows[MQ_BOUND_DATABASES]);
 	LWLockRelease(mq_shared->lock);
 
 	for (i = 0; i <= n; i++)
@@ -1553,9 +1515,9 @@ mq_sql_worker_status(PG_FUNCTION_ARGS)
 		values[k++] = TimestampTzGetDatum(st->next_retry);
 		nulls[k] = st->version[0] == '\0';
 		values[k++] = CStringGetTextDatum(st->version);
-		if (st->bounds & MQ_BOUND_BGW_SLOTS)
+		if (st->bounds & MQ_WBOUND_BGW_SLOTS)
 			bounds[nbounds++] = CStringGetTextDatum("max_worker_processes");
-		if (st->bounds & MQ_BOUND_RELAY_BATCH)
+		if (st->bounds & MQ_WBOUND_RELAY_BATCH)
 			bounds[nbounds++] = CStringGetTextDatum("relay batch");
 		if (i == n && registry_full > 0)
 			bounds[nbounds++] = CStringGetTextDatum("worker registry");
