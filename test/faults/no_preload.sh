@@ -28,9 +28,14 @@ CONF
 "${MQ_RUNAS[@]}" "$MQ_PGBIN/pg_ctl" -D "$D/data" -l "$D/server.log" -w -t 60 start >/dev/null ||
 	die "cannot start a cluster without preload"
 
-out=$("$MQ_PGBIN/psql" -X -h "$D" -p $PORT -d postgres -v VERBOSITY=default \
-	-c "CREATE EXTENSION mq" 2>&1)
-rc=$?
+for _ in 1 2 3 4 5; do
+	out=$("$MQ_PGBIN/psql" -X -h "$D" -p $PORT -d postgres -v VERBOSITY=default \
+		-c "CREATE EXTENSION mq" 2>&1)
+	rc=$?
+	[ $rc -ne 2 ] && break # 2: could not connect (yet)
+	sleep 1
+done
+[ $rc -eq 2 ] && say "  cannot connect: $out; $(tail -3 "$D/server.log")"
 left=$("$MQ_PGBIN/psql" -X -At -h "$D" -p $PORT -d postgres \
 	-c "SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'mq')
 	         + (SELECT count(*) FROM pg_namespace WHERE nspname = 'mq')")

@@ -4,8 +4,8 @@
 # with mq does not fill up as databases come and go.
 #
 # 1. 12 databases without mq, and the server restarted with just enough
-#    worker slots (the launcher, one per database with mq, one probe, two
-#    for a parallel query): while the launcher probes them (one at a
+#    worker slots (the two launchers, one per database with mq, one probe,
+#    two for a parallel query): while the launcher probes them (one at a
 #    time), for 4 s, sample the mq processes in them (at most 1 at any time,
 #    none at the end) and run parallel queries (each must get workers); no
 #    "could not start" in the log.
@@ -29,10 +29,11 @@ restart() {
 }
 PGOPTIONS='-c client_min_messages=warning' sql postgres \
 	"CREATE TABLE IF NOT EXISTS mq_fault_par AS SELECT g FROM generate_series(1, 100000) g" >/dev/null
-# just enough slots: the launcher, one per database with mq, one probe and
-# the 2 workers of a parallel query
+# just enough slots: PostgreSQL's logical replication launcher, mq's
+# launcher, one per database with mq, one probe and the 2 workers of a
+# parallel query
 nmq=$(sql postgres "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'mq worker'")
-slots=$((nmq + 4))
+slots=$((nmq + 5))
 sql postgres "ALTER SYSTEM SET max_worker_processes = $slots" >/dev/null
 restart
 most=0 par_fail=0
