@@ -24,7 +24,8 @@ OBJS = \
 	src/fetch.o \
 	src/outbox.o \
 	src/relay.o \
-	src/wait.o
+	src/wait.o \
+	src/acl.o
 
 DATA = mq--0.1.0.sql mq--0.1.0--0.2.0.sql
 PGFILEDESC = "mq - message broker inside PostgreSQL"

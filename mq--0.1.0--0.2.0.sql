@@ -140,6 +140,601 @@ $$;
 -- Privileges: per-object grants, internal functions, table hardening
 --------------------------------------------------------------------------
 
+-- The model (doc/security.md): an application role needs USAGE on schema mq
+-- and mq grants, never privileges on mq's tables.  Every entry point is
+-- SECURITY DEFINER, owned by the extension's owner, and first checks in C
+-- (src/acl.c, against a per-backend cache of mq.acl) that the calling role
+-- holds the privilege it needs.  Internal functions (mq._*, trigger
+-- functions) are not executable by PUBLIC; the event trigger mq_guard
+-- refuses triggers, rules, policies, foreign keys and grants on mq's tables.
+
+-- One row per (object, grantee): object_kind 'q' queue, 't' topic,
+-- 'x' exchange, '*' every object (object_id 0); grantee 0 is PUBLIC.
+-- privileges is a bit mask: 1 send, 2 receive, 4 publish, 8 consume,
+-- 16 manage, 32 create (src/mq.h, MQ_PRIV_*).  grantee is a regrole so
+-- that a dump restores grants by role name.
+CREATE TABLE mq.acl (
+    object_kind  "char" NOT NULL CHECK (object_kind IN ('q', 't', 'x', '*')),
+    object_id    integer NOT NULL,
+    grantee      regrole NOT NULL,
+    privileges   integer NOT NULL CHECK (privileges >= 0 AND privileges < 64),
+    PRIMARY KEY (object_kind, object_id, grantee)
+);
+SELECT pg_catalog.pg_extension_config_dump('mq.acl', '');
+
+CREATE FUNCTION mq._acl_check(object_name text, privilege text)
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_acl_check_sql';
+
+CREATE FUNCTION mq._acl_invalidate()
+RETURNS void
+LANGUAGE C STRICT VOLATILE
+AS 'MODULE_PATHNAME', 'mq_acl_invalidate_sql';
+
+CREATE FUNCTION mq._acl_creator()
+RETURNS regrole
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_acl_creator';
+
+-- Whether the current role holds privilege (NULL: any) on the queue, topic
+-- or exchange called object_name, or on '*'.
+CREATE FUNCTION mq.has_privilege(object_name text, privilege text DEFAULT NULL)
+RETURNS boolean
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'mq_acl_has_privilege';
+
+-- The privileges of a kind of object, as a mask and by name.
+CREATE FUNCTION mq._acl_mask(kind "char", privileges text[])
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p text;
+    bit integer;
+    mask integer := 0;
+    valid integer := CASE kind WHEN 'q' THEN 19 WHEN 't' THEN 28 WHEN 'x' THEN 20 ELSE 63 END;
+BEGIN
+    IF privileges IS NULL OR cardinality(privileges) = 0 THEN
+        RAISE EXCEPTION 'privileges must name at least one privilege'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH p IN ARRAY privileges LOOP
+        bit := CASE lower(p) WHEN 'send' THEN 1 WHEN 'receive' THEN 2 WHEN 'publish' THEN 4
+                             WHEN 'consume' THEN 8 WHEN 'manage' THEN 16 WHEN 'create' THEN 32 END;
+        IF bit IS NULL THEN
+            RAISE EXCEPTION 'unknown mq privilege "%"', p
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'The privileges are send, receive, publish, consume, manage and create.';
+        END IF;
+        IF bit & valid = 0 THEN
+            RAISE EXCEPTION 'privilege "%" does not apply to a %', lower(p),
+                    CASE kind WHEN 'q' THEN 'queue' WHEN 't' THEN 'topic' ELSE 'exchange' END
+                USING ERRCODE = 'invalid_grant_operation',
+                      HINT = 'Queues take send, receive, manage; topics publish, consume, manage; exchanges publish, manage; ''*'' all of them and create.';
+        END IF;
+        mask := mask | bit;
+    END LOOP;
+    RETURN mask;
+END;
+$$;
+
+-- The object a grant names: (kind, id), '*' for every object.
+CREATE FUNCTION mq._acl_object(object_name text, OUT kind "char", OUT id integer)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF object_name IS NULL THEN
+        RAISE EXCEPTION 'object_name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF object_name = '*' THEN
+        kind := '*';
+        id := 0;
+        RETURN;
+    END IF;
+    SELECT k.kind, k.id INTO kind, id FROM mq._kind_of(object_name) k;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'no queue, topic or exchange is called "%"', object_name
+            USING ERRCODE = 'undefined_object';
+    END IF;
+END;
+$$;
+
+-- The grantee a grant names: 0 for PUBLIC.
+CREATE FUNCTION mq._acl_grantee(role_name text)
+RETURNS regrole
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r oid;
+BEGIN
+    IF role_name IS NULL THEN
+        RAISE EXCEPTION 'role_name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF lower(role_name) = 'public' THEN
+        RETURN 0::oid::regrole;
+    END IF;
+    SELECT a.oid INTO r FROM pg_catalog.pg_roles a WHERE a.rolname = role_name;
+    IF r IS NULL THEN
+        RAISE EXCEPTION 'role "%" does not exist', role_name USING ERRCODE = 'undefined_object';
+    END IF;
+    RETURN r::regrole;
+END;
+$$;
+
+-- Give role_name privileges on a queue, topic or exchange, or on '*'.
+-- Needs manage on the object (on '*' for '*').
+CREATE FUNCTION mq.grant(object_name text, role_name text, privileges text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    o record;
+    g regrole;
+    mask integer;
+BEGIN
+    o := mq._acl_object(object_name);
+    PERFORM mq._acl_check(object_name, 'manage');
+    g := mq._acl_grantee(role_name);
+    mask := mq._acl_mask(o.kind, privileges);
+    INSERT INTO mq.acl AS a (object_kind, object_id, grantee, privileges)
+    VALUES (o.kind, o.id, g, mask)
+    ON CONFLICT (object_kind, object_id, grantee)
+    DO UPDATE SET privileges = a.privileges | EXCLUDED.privileges;
+    PERFORM mq._acl_invalidate();
+END;
+$$;
+
+-- Take privileges (NULL: all of them) back from role_name.
+CREATE FUNCTION mq.revoke(object_name text, role_name text, privileges text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    o record;
+    g regrole;
+    mask integer;
+BEGIN
+    o := mq._acl_object(object_name);
+    PERFORM mq._acl_check(object_name, 'manage');
+    g := mq._acl_grantee(role_name);
+    mask := CASE WHEN privileges IS NULL THEN 63 ELSE mq._acl_mask(o.kind, privileges) END;
+    UPDATE mq.acl a SET privileges = a.privileges & ~mask
+     WHERE a.object_kind = o.kind AND a.object_id = o.id AND a.grantee = g;
+    DELETE FROM mq.acl a
+     WHERE a.object_kind = o.kind AND a.object_id = o.id AND a.grantee = g AND a.privileges = 0;
+    PERFORM mq._acl_invalidate();
+END;
+$$;
+
+-- The grants: on objects the current role manages, to it (or to a role it
+-- inherits from, or PUBLIC); members of pg_monitor see all of them.
+CREATE VIEW mq.grants AS
+SELECT o.object_name, o.object_kind,
+       CASE WHEN a.grantee::oid = 0 THEN 'PUBLIC' ELSE r.rolname::text COLLATE "default" END AS role_name,
+       ARRAY(SELECT v.n FROM (VALUES (1, 'send'), (2, 'receive'), (4, 'publish'), (8, 'consume'),
+                                     (16, 'manage'), (32, 'create')) v(b, n)
+              WHERE a.privileges & v.b <> 0 ORDER BY v.b) AS privileges
+  FROM mq.acl a
+  CROSS JOIN LATERAL (
+      SELECT CASE a.object_kind WHEN 'q' THEN (SELECT q.queue_name FROM mq.queue q WHERE q.queue_id = a.object_id)
+                                WHEN 't' THEN (SELECT t.topic_name FROM mq.topic t WHERE t.topic_id = a.object_id)
+                                WHEN 'x' THEN (SELECT x.exchange_name FROM mq.exchange x WHERE x.exchange_id = a.object_id)
+                                ELSE '*' END AS object_name,
+             CASE a.object_kind WHEN 'q' THEN 'queue' WHEN 't' THEN 'topic'
+                                WHEN 'x' THEN 'exchange' ELSE '*' END AS object_kind) o
+  LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee::oid
+ WHERE o.object_name IS NOT NULL
+   AND (a.grantee::oid = 0 OR r.oid IS NOT NULL)
+   AND (pg_catalog.pg_has_role('pg_monitor', 'USAGE')
+        OR mq.has_privilege(o.object_name, 'manage')
+        OR a.grantee::oid = 0
+        OR pg_catalog.pg_has_role(a.grantee::oid, 'USAGE'));
+
+-- The creator of a queue, topic or exchange owns it: every privilege on it,
+-- and the right to grant them.  Superusers and the extension's owner hold
+-- them anyway and get no row.  A dropped object's grants go with it.
+CREATE FUNCTION mq._acl_owned()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    creator regrole := mq._acl_creator();
+BEGIN
+    IF creator IS NOT NULL THEN
+        INSERT INTO mq.acl (object_kind, object_id, grantee, privileges)
+        VALUES (TG_ARGV[0]::"char", (to_jsonb(NEW) ->> TG_ARGV[1])::integer, creator,
+                CASE TG_ARGV[0] WHEN 'q' THEN 19 WHEN 't' THEN 28 ELSE 20 END)
+        ON CONFLICT DO NOTHING;
+        PERFORM mq._acl_invalidate();
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION mq._acl_dropped()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM mq.acl a
+     WHERE a.object_kind = TG_ARGV[0]::"char"
+       AND a.object_id = (to_jsonb(OLD) ->> TG_ARGV[1])::integer;
+    IF FOUND THEN
+        PERFORM mq._acl_invalidate();
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER queue_acl_owned AFTER INSERT ON mq.queue
+    FOR EACH ROW EXECUTE FUNCTION mq._acl_owned('q', 'queue_id');
+CREATE TRIGGER queue_acl_dropped AFTER DELETE ON mq.queue
+    FOR EACH ROW EXECUTE FUNCTION mq._acl_dropped('q', 'queue_id');
+CREATE TRIGGER topic_acl_owned AFTER INSERT ON mq.topic
+    FOR EACH ROW EXECUTE FUNCTION mq._acl_owned('t', 'topic_id');
+CREATE TRIGGER topic_acl_dropped AFTER DELETE ON mq.topic
+    FOR EACH ROW EXECUTE FUNCTION mq._acl_dropped('t', 'topic_id');
+CREATE TRIGGER exchange_acl_owned AFTER INSERT ON mq.exchange
+    FOR EACH ROW EXECUTE FUNCTION mq._acl_owned('x', 'exchange_id');
+CREATE TRIGGER exchange_acl_dropped AFTER DELETE ON mq.exchange
+    FOR EACH ROW EXECUTE FUNCTION mq._acl_dropped('x', 'exchange_id');
+
+-- Rows of the views for the calling role: objects it holds a privilege on;
+-- members of pg_monitor see everything.  For mq's SECURITY DEFINER
+-- functions (a view's own filter uses mq.has_privilege and pg_has_role).
+CREATE FUNCTION mq._acl_visible(object_name text)
+RETURNS boolean
+LANGUAGE C STABLE
+AS 'MODULE_PATHNAME', 'mq_acl_visible';
+
+--- the guard
+
+CREATE FUNCTION mq._ddl_guard()
+RETURNS event_trigger
+LANGUAGE C
+AS 'MODULE_PATHNAME', 'mq_acl_ddl_guard';
+
+CREATE EVENT TRIGGER mq_guard ON ddl_command_end
+    WHEN TAG IN ('CREATE TRIGGER', 'CREATE RULE', 'CREATE POLICY', 'ALTER POLICY',
+                 'CREATE TABLE', 'ALTER TABLE', 'GRANT', 'ALTER DEFAULT PRIVILEGES',
+                 'CREATE FUNCTION')
+    EXECUTE FUNCTION mq._ddl_guard();
+
+--- privileges on mq's own objects
+
+-- Tables and sequences are internal: nobody but their owner holds anything
+-- on them (a 0.1.0 installation may have granted table privileges).  The
+-- one exception is the Debezium-style INSERT into mq.outbox, whose trigger
+-- checks the publish privilege.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN
+        SELECT c.oid::regclass AS rel, CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END AS what,
+               a.grantee
+          FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE c.relnamespace = 'mq'::regnamespace AND c.relkind IN ('r', 'p', 'S')
+           AND a.grantee <> c.relowner
+         GROUP BY 1, 2, 3
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s %s FROM %s', r.what, r.rel,
+                                  CASE WHEN r.grantee = 0 THEN 'PUBLIC'
+                                       ELSE pg_catalog.quote_ident(r.grantee::regrole::text) END);
+    END LOOP;
+END;
+$$;
+GRANT INSERT (aggregatetype, aggregateid, type, payload, headers) ON mq.outbox TO PUBLIC;
+
+-- Internal functions, trigger functions: not for PUBLIC.  (Functions that
+-- later sections and versions create are revoked by mq_guard.)
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN
+        SELECT p.oid FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace = 'mq'::regnamespace
+           AND (p.proname LIKE '\_%' OR p.prorettype IN ('trigger'::regtype, 'event_trigger'::regtype))
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END;
+$$;
+
+--- the views show a role what it holds a privilege on
+
+CREATE FUNCTION mq.visible_queue_stats()
+RETURNS TABLE (queue_name text, ready bigint, in_flight bigint, delayed bigint,
+               total bigint, oldest_ready_age interval,
+               oldest_enqueued_at timestamptz, total_sent bigint,
+               total_acked bigint, total_dead bigint, total_purged bigint,
+               dead_letter_queue text)
+LANGUAGE sql VOLATILE
+ROWS 100
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM mq._queue_stats() s WHERE mq._acl_visible(s.queue_name)
+$$;
+
+CREATE OR REPLACE VIEW mq.queue_stats AS
+SELECT * FROM mq.visible_queue_stats();
+
+CREATE OR REPLACE VIEW mq.consumer_lag AS
+SELECT t.topic_name, g.group_name, o.partition, o.committed_offset,
+       p.next_offset AS end_offset,
+       p.next_offset - o.committed_offset AS lag,
+       o.committed_at AS last_commit_at
+  FROM mq.consumer_group g
+  JOIN mq.topic t ON t.topic_id = g.topic_id
+  JOIN mq.group_offset o ON o.group_id = g.group_id
+  JOIN mq.topic_partition p ON p.topic_id = g.topic_id AND p.partition = o.partition
+ WHERE pg_catalog.pg_has_role('pg_monitor', 'USAGE') OR mq.has_privilege(t.topic_name);
+
+CREATE OR REPLACE VIEW mq.topic_stats AS
+SELECT t.topic_name, p.partition,
+       coalesce(f.first_offset, p.next_offset) AS start_offset,
+       p.next_offset AS end_offset,
+       p.next_offset - coalesce(f.first_offset, p.next_offset) AS records,
+       l.published_at AS last_published_at,
+       (SELECT count(*) FROM mq.consumer_group g WHERE g.topic_id = t.topic_id) AS groups
+  FROM mq.topic t
+  JOIN mq.topic_partition p ON p.topic_id = t.topic_id
+  LEFT JOIN LATERAL (SELECT r."offset" AS first_offset FROM mq.topic_record r
+                      WHERE r.topic_id = t.topic_id AND r.partition = p.partition
+                      ORDER BY r."offset" LIMIT 1) f ON true
+  LEFT JOIN LATERAL (SELECT r.published_at FROM mq.topic_record r
+                      WHERE r.topic_id = t.topic_id AND r.partition = p.partition
+                      ORDER BY r."offset" DESC LIMIT 1) l ON true
+ WHERE pg_catalog.pg_has_role('pg_monitor', 'USAGE') OR mq.has_privilege(t.topic_name);
+
+GRANT SELECT ON mq.queue_stats, mq.consumer_lag, mq.topic_stats, mq.grants TO PUBLIC;
+
+
+--- the entry points run as the extension's owner and check the caller
+-- (ack and extend are SECURITY DEFINER where the queue section redefines them)
+
+ALTER FUNCTION mq.send(text, jsonb, jsonb, interval, text) SECURITY DEFINER;
+ALTER FUNCTION mq.send_batch(text, jsonb[], jsonb[], interval, text[]) SECURITY DEFINER;
+ALTER FUNCTION mq.poll(text, integer, interval, interval) SECURITY DEFINER;
+ALTER FUNCTION mq.pop(text, integer) SECURITY DEFINER;
+ALTER FUNCTION mq.fetch(text, text, integer, text, interval, boolean) SECURITY DEFINER;
+ALTER FUNCTION mq.commit(text, text, integer, bigint, text) SECURITY DEFINER;
+ALTER FUNCTION mq.publish(text, jsonb, text, jsonb, boolean) SECURITY DEFINER;
+ALTER FUNCTION mq.publish_batch(text, jsonb[], text[], jsonb[], boolean) SECURITY DEFINER;
+ALTER FUNCTION mq.relay(integer) SECURITY DEFINER;
+ALTER FUNCTION mq.run_maintenance() SECURITY DEFINER;
+-- the outbox's triggers read mq's catalog for whoever inserts
+ALTER FUNCTION mq._outbox_check() SECURITY DEFINER;
+ALTER FUNCTION mq._outbox_trigger() SECURITY DEFINER;
+
+CREATE OR REPLACE FUNCTION mq.list_queues()
+RETURNS TABLE (queue_name text, created_at timestamptz, settings jsonb)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT q.queue_name, q.created_at,
+           jsonb_build_object('visibility_timeout', q.visibility_timeout,
+                              'max_attempts', q.max_attempts,
+                              'retry_delay', q.retry_delay,
+                              'retry_delay_max', q.retry_delay_max,
+                              'dead_letter_queue', d.queue_name,
+                              'message_ttl', q.message_ttl,
+                              'dedup_window', q.dedup_window)
+    FROM mq.queue q
+    LEFT JOIN mq.queue d ON d.queue_id = q.dead_letter_queue_id
+    WHERE mq._acl_visible(q.queue_name)
+    ORDER BY q.queue_name
+$$;
+
+CREATE OR REPLACE FUNCTION mq.list_topics()
+RETURNS TABLE (topic_name text, partitions integer, retention interval, created_at timestamptz)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.topic_name, t.partitions, t.retention, t.created_at FROM mq.topic t
+     WHERE mq._acl_visible(t.topic_name)
+     ORDER BY 1
+$$;
+
+CREATE OR REPLACE FUNCTION mq.list_exchanges()
+RETURNS TABLE (exchange_name text, type text, alternate_exchange text, dropped bigint)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT x.exchange_name, x.type, a.exchange_name, x.dropped
+      FROM mq.exchange x LEFT JOIN mq.exchange a ON a.exchange_id = x.alternate_exchange_id
+     WHERE mq._acl_visible(x.exchange_name)
+     ORDER BY 1
+$$;
+
+-- The SQL entry points that no other section redefines, with their
+-- privilege check (the others carry theirs where they are defined).
+
+CREATE OR REPLACE FUNCTION mq.process_once(consumer text, message_key text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    PERFORM mq._acl_check(consumer, 'receive');
+    IF consumer IS NULL OR message_key IS NULL THEN
+        RAISE EXCEPTION 'consumer and message_key must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO mq.processed (consumer, message_key)
+    VALUES (process_once.consumer, process_once.message_key)
+    ON CONFLICT DO NOTHING;
+    RETURN FOUND;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION mq.recount()
+RETURNS void
+LANGUAGE sql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT mq._acl_check('*', 'manage');
+    UPDATE mq.queue_counter c
+       SET depth_adjust = c.depth_adjust + coalesce(m.n, 0) - t.depth
+      FROM mq._totals() t
+      LEFT JOIN (SELECT x.queue_id, count(*) AS n FROM mq.queue_message x
+                 GROUP BY x.queue_id) m ON m.queue_id = t.queue_id
+     WHERE c.queue_id = t.queue_id
+$$;
+
+CREATE OR REPLACE FUNCTION mq.create_group(
+    topic_name       text,
+    group_name       text,
+    start_at         text DEFAULT 'latest',
+    session_timeout  interval DEFAULT '30 seconds')
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tid integer := mq._topic_id(topic_name);
+    gid integer;
+BEGIN
+    PERFORM mq._acl_check(topic_name, 'consume');
+    IF group_name IS NULL OR start_at IS NULL OR session_timeout IS NULL THEN
+        RAISE EXCEPTION 'group_name, start_at and session_timeout must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM mq._check_name(group_name);
+    IF start_at NOT IN ('earliest', 'latest') THEN
+        RAISE EXCEPTION 'start_at must be ''earliest'' or ''latest'', got "%"', start_at
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF session_timeout <= interval '0' THEN
+        RAISE EXCEPTION 'session_timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF EXISTS (SELECT 1 FROM mq.consumer_group g WHERE g.topic_id = tid AND g.group_name = create_group.group_name) THEN
+        RAISE EXCEPTION 'consumer group "%" of topic "%" already exists', group_name, topic_name
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+    gid := nextval('mq.group_id_seq');
+    INSERT INTO mq.consumer_group (group_id, topic_id, group_name, session_timeout)
+    VALUES (gid, tid, group_name, session_timeout);
+    INSERT INTO mq.group_offset (group_id, partition, committed_offset)
+    SELECT gid, p.partition, CASE WHEN start_at = 'latest' THEN p.next_offset ELSE 0 END
+      FROM mq.topic_partition p WHERE p.topic_id = tid;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION mq.drop_group(topic_name text, group_name text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    gid integer;
+BEGIN
+    PERFORM mq._acl_check(topic_name, 'consume');
+    DELETE FROM mq.consumer_group g
+     WHERE g.topic_id = mq._topic_id(topic_name) AND g.group_name = drop_group.group_name
+    RETURNING g.group_id INTO gid;
+    IF gid IS NULL THEN
+        RETURN false;
+    END IF;
+    DELETE FROM mq.group_offset o WHERE o.group_id = gid;
+    DELETE FROM mq.group_member m WHERE m.group_id = gid;
+    RETURN true;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION mq.seek(
+    topic_name   text,
+    group_name   text,
+    partition    integer DEFAULT NULL,
+    to_offset    bigint DEFAULT NULL,
+    to_time      timestamptz DEFAULT NULL,
+    to_position  text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    g mq.consumer_group := mq._group(topic_name, group_name);
+    t mq.topic;
+BEGIN
+    PERFORM mq._acl_check(topic_name, 'consume');
+    SELECT * INTO t FROM mq.topic x WHERE x.topic_id = g.topic_id;
+    IF (to_offset IS NOT NULL)::int + (to_time IS NOT NULL)::int + (to_position IS NOT NULL)::int <> 1 THEN
+        RAISE EXCEPTION 'give exactly one of to_offset, to_time and to_position'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_position NOT IN ('earliest', 'latest') THEN
+        RAISE EXCEPTION 'to_position must be ''earliest'' or ''latest'', got "%"', to_position
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF partition IS NOT NULL AND (partition < 0 OR partition >= t.partitions) THEN
+        RAISE EXCEPTION 'topic "%" has no partition %', topic_name, partition
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_offset < 0 THEN
+        RAISE EXCEPTION 'to_offset must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    UPDATE mq.group_offset o
+       SET committed_offset = CASE
+             WHEN to_offset IS NOT NULL THEN least(to_offset, p.next_offset)
+             WHEN to_position = 'latest' THEN p.next_offset
+             WHEN to_position = 'earliest' THEN 0
+             ELSE coalesce((SELECT min(r."offset") FROM mq.topic_record r
+                             WHERE r.topic_id = t.topic_id AND r.partition = o.partition
+                               AND r.published_at >= to_time), p.next_offset)
+           END,
+           committed_at = clock_timestamp()
+      FROM mq.topic_partition p
+     WHERE o.group_id = g.group_id AND p.topic_id = t.topic_id AND p.partition = o.partition
+       AND (seek.partition IS NULL OR o.partition = seek.partition);
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION mq.unbind(exchange_name text, destination text, binding_key text DEFAULT '#')
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    d record;
+BEGIN
+    PERFORM mq._acl_check(exchange_name, 'manage');
+    SELECT * INTO d FROM mq._kind_of(destination);
+    DELETE FROM mq.binding b
+     WHERE b.exchange_id = mq._exchange_id(exchange_name) AND b.dest_kind = d.kind
+       AND b.dest_id = d.id AND b.binding_key = unbind.binding_key;
+    RETURN FOUND;
+END;
+$$;
+
 -- (end of section: privileges)
 
 --------------------------------------------------------------------------
@@ -227,6 +822,7 @@ CREATE OR REPLACE FUNCTION mq.create_queue(
     dedup_window        interval DEFAULT '5 minutes')
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -235,6 +831,8 @@ DECLARE
     dlq   text := dead_letter_queue;
     dlqid integer;
 BEGIN
+    PERFORM mq._acl_check('*', 'create');
+    IF dead_letter_queue IS NOT NULL THEN PERFORM mq._acl_check(dead_letter_queue, 'send'); END IF;
     IF queue_name IS NULL THEN
         RAISE EXCEPTION 'queue_name must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
@@ -314,6 +912,7 @@ CREATE OR REPLACE FUNCTION mq.alter_queue(
     clear_message_ttl   boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -321,6 +920,8 @@ DECLARE
     q     mq.queue;
     dlqid integer;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'manage');
+    IF dead_letter_queue IS NOT NULL THEN PERFORM mq._acl_check(dead_letter_queue, 'send'); END IF;
     -- exclusive: waits for the transactions using the queue, and the next
     -- call of any backend sees the new settings
     SELECT * INTO q FROM mq.queue x WHERE x.queue_id = mq._use_queue(queue_name, true);
@@ -363,6 +964,7 @@ $$;
 CREATE OR REPLACE FUNCTION mq.drop_queue(queue_name text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -372,6 +974,7 @@ DECLARE
     ids  integer[];
     user_name text;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'manage');
     IF queue_name IS NULL THEN
         RAISE EXCEPTION 'queue_name must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
@@ -416,6 +1019,7 @@ $$;
 CREATE OR REPLACE FUNCTION mq.purge_queue(queue_name text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -423,6 +1027,7 @@ DECLARE
     qid integer;
     n bigint;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'manage');
     -- exclusive: no send is in flight, so none commits after the purge
     qid := mq._use_queue(queue_name, true);
     DELETE FROM mq.queue_message m WHERE m.queue_id = qid;
@@ -481,12 +1086,14 @@ DROP FUNCTION mq.ack(text, bigint);
 CREATE FUNCTION mq.ack(queue_name text, msg_id bigint, receipt timestamptz DEFAULT NULL)
 RETURNS boolean
 LANGUAGE C VOLATILE
+SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'mq_ack';
 
 DROP FUNCTION mq.ack(text, bigint[]);
 CREATE FUNCTION mq.ack(queue_name text, msg_ids bigint[], receipts timestamptz[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE C VOLATILE
+SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'mq_ack_batch';
 
 DROP FUNCTION mq.extend(text, bigint, interval);
@@ -497,6 +1104,7 @@ CREATE FUNCTION mq.extend(
     receipt             timestamptz DEFAULT NULL)
 RETURNS timestamptz
 LANGUAGE C VOLATILE
+SECURITY DEFINER
 AS 'MODULE_PATHNAME', 'mq_extend';
 
 DROP FUNCTION mq.nack(text, bigint, interval, text);
@@ -508,6 +1116,7 @@ CREATE FUNCTION mq.nack(
     receipt     timestamptz DEFAULT NULL)
 RETURNS text
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -516,6 +1125,7 @@ DECLARE
     m     record;
     d     interval;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'receive');
     IF msg_id IS NULL THEN
         RAISE EXCEPTION 'msg_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -551,12 +1161,14 @@ CREATE FUNCTION mq.reject(queue_name text, msg_id bigint, error text DEFAULT NUL
                           receipt timestamptz DEFAULT NULL)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     q mq.queue;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'receive');
     IF msg_id IS NULL THEN
         RAISE EXCEPTION 'msg_id must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -580,6 +1192,7 @@ $$;
 CREATE OR REPLACE FUNCTION mq.redrive(queue_name text, max_messages integer DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -587,6 +1200,7 @@ DECLARE
     q mq.queue;
     n bigint;
 BEGIN
+    PERFORM mq._acl_check(queue_name, 'manage');
     IF max_messages < 1 THEN
         RAISE EXCEPTION 'max_messages must be at least 1, got %', max_messages
             USING ERRCODE = 'invalid_parameter_value';
@@ -638,6 +1252,7 @@ CREATE OR REPLACE FUNCTION mq.maintain(max_rows integer DEFAULT 1000)
 RETURNS TABLE (dead_lettered bigint, expired bigint, dedup_keys_removed bigint,
                inbox_keys_removed bigint, segments_dropped integer)
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -646,6 +1261,7 @@ DECLARE
     q mq.queue;
     retention interval;
 BEGIN
+    PERFORM mq._acl_check('*', 'manage');
     dead_lettered := 0;
     expired := 0;
     -- last attempts whose lease lapsed
@@ -710,12 +1326,14 @@ CREATE OR REPLACE FUNCTION mq.create_topic(
     retention   interval DEFAULT '7 days')
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     tid integer;
 BEGIN
+    PERFORM mq._acl_check('*', 'create');
     IF topic_name IS NULL OR partitions IS NULL OR retention IS NULL THEN
         RAISE EXCEPTION 'topic_name, partitions and retention must not be NULL'
             USING ERRCODE = 'null_value_not_allowed';
@@ -750,12 +1368,14 @@ $$;
 CREATE OR REPLACE FUNCTION mq.drop_topic(topic_name text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     tid integer;
 BEGIN
+    PERFORM mq._acl_check(topic_name, 'manage');
     IF topic_name IS NULL THEN
         RAISE EXCEPTION 'topic_name must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -782,12 +1402,15 @@ $$;
 CREATE OR REPLACE FUNCTION mq.create_exchange(exchange_name text, type text, alternate_exchange text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     alt integer;
 BEGIN
+    PERFORM mq._acl_check('*', 'create');
+    IF alternate_exchange IS NOT NULL THEN PERFORM mq._acl_check(alternate_exchange, 'publish'); END IF;
     IF exchange_name IS NULL OR type IS NULL THEN
         RAISE EXCEPTION 'exchange_name and type must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -814,12 +1437,14 @@ $$;
 CREATE OR REPLACE FUNCTION mq.drop_exchange(exchange_name text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     xid integer;
 BEGIN
+    PERFORM mq._acl_check(exchange_name, 'manage');
     IF exchange_name IS NULL THEN
         RETURN false;
     END IF;
@@ -840,6 +1465,7 @@ CREATE OR REPLACE FUNCTION mq.bind(exchange_name text, destination text, binding
                         arguments jsonb DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -847,6 +1473,8 @@ DECLARE
     xid integer := mq._exchange_id(exchange_name);
     d   record;
 BEGIN
+    PERFORM mq._acl_check(exchange_name, 'manage');
+    PERFORM mq._acl_check(destination, 'publish');
     -- both ends locked shared: neither can be dropped before we commit
     IF NOT mq._lock('x', xid, false) THEN
         PERFORM mq._exchange_id(exchange_name);

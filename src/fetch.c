@@ -60,9 +60,9 @@ PG_FUNCTION_INFO_V1(mq_member_waiting);
  */
 static MqStmt mq_stmt_commit_lookup = {
 	"SELECT g.group_id, t.partitions, p.next_offset, o.committed_offset"
-	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
+	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id OPERATOR(pg_catalog.=) g.topic_id"
 	"  LEFT JOIN mq.topic_partition p"
-	"    ON p.topic_id = t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
+	"    ON p.topic_id OPERATOR(pg_catalog.=) t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
 	"  LEFT JOIN mq.group_offset o"
 	"    ON o.group_id OPERATOR(pg_catalog.=) g.group_id"
 	"   AND o.partition OPERATOR(pg_catalog.=) $3"
@@ -90,9 +90,9 @@ static MqStmt mq_stmt_commit_lookup = {
 static MqStmt mq_stmt_commit_fast = {
 	"UPDATE mq.group_offset o"
 	"   SET committed_offset = $4, committed_at = pg_catalog.clock_timestamp()"
-	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
+	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id OPERATOR(pg_catalog.=) g.topic_id"
 	"  JOIN mq.topic_partition p"
-	"    ON p.topic_id = t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
+	"    ON p.topic_id OPERATOR(pg_catalog.=) t.topic_id AND p.partition OPERATOR(pg_catalog.=) $3"
 	" WHERE t.topic_name OPERATOR(pg_catalog.=) $1"
 	"   AND g.group_name OPERATOR(pg_catalog.=) $2"
 	"   AND o.group_id OPERATOR(pg_catalog.=) g.group_id"
@@ -124,7 +124,7 @@ static MqStmt mq_stmt_commit_update = {
 /* $1 topic name, $2 group name: the group, its topic and partition count */
 static MqStmt mq_stmt_group_lookup = {
 	"SELECT g.group_id, g.topic_id, t.partitions"
-	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id = g.topic_id"
+	"  FROM mq.consumer_group g JOIN mq.topic t ON t.topic_id OPERATOR(pg_catalog.=) g.topic_id"
 	" WHERE t.topic_name OPERATOR(pg_catalog.=) $1"
 	"   AND g.group_name OPERATOR(pg_catalog.=) $2",
 	2, {TEXTOID, TEXTOID}
@@ -634,6 +634,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 				 errmsg("wait must not be NULL"),
 				 errhint("Pass '0' not to wait.")));
 	wait = mq_arg_interval(fcinfo, 4, "wait", &zero);
+	mq_acl_check_arg(fcinfo, 0, MQ_PRIV_CONSUME);
 	w = mq_wait_start(&waiter, "mq.fetch", wait);
 
 	store = mq_srf_init(fcinfo, &desc);
@@ -817,6 +818,7 @@ mq_commit(PG_FUNCTION_ARGS)
 	int			guc_level;
 
 	mq_check_writable("mq.commit()");
+	mq_acl_check_arg(fcinfo, 0, MQ_PRIV_CONSUME);
 	SPI_connect();
 	guc_level = mq_plan_guard();
 

@@ -21,6 +21,8 @@
  *				 locks, the publish buffer
  *	  fetch.c	 fetch and commit of consumer groups
  *	  spi_util.c saved SPI plans and set-returning-function helpers
+ *	  acl.c		 privileges: the grant cache and checks, the worker's role,
+ *				 the guard that keeps user code off mq's tables
  *
  *-------------------------------------------------------------------------
  */
@@ -323,6 +325,34 @@ extern void mq_outbox_buffer_add(const Datum *values, const bool *nulls);
 extern void mq_outbox_buffer_flush(void);
 extern char mq_dest_kind(const char *name, int len);
 extern char mq_dest_lookup(const char *name, int len, int32 *id);
+
+/*
+ * acl.c: mq's privileges.  An object is a queue, topic or exchange (its
+ * kind and id), or '*' (every object).  The bits are those of mq.acl's
+ * privileges column.
+ */
+#define MQ_KIND_QUEUE 'q'
+#define MQ_KIND_TOPIC 't'
+#define MQ_KIND_EXCHANGE 'x'
+#define MQ_KIND_ALL '*'
+#define MQ_KIND_UNKNOWN '?'		/* in messages: a name that is no object */
+
+#define MQ_PRIV_SEND 0x01		/* queue: send, send_batch, publish to it */
+#define MQ_PRIV_RECEIVE 0x02	/* queue: poll, pop, ack, nack, extend, ... */
+#define MQ_PRIV_PUBLISH 0x04	/* topic, exchange: publish */
+#define MQ_PRIV_CONSUME 0x08	/* topic: fetch, commit, seek, groups */
+#define MQ_PRIV_MANAGE 0x10		/* alter, purge, drop, bind, grant */
+#define MQ_PRIV_CREATE 0x20		/* '*': create queues, topics, exchanges */
+#define MQ_PRIV_ALL 0x3f
+
+extern void mq_acl_check(char kind, int32 id, const char *name, uint32 priv);
+extern void mq_acl_check_queue(const MqQueue *q, uint32 priv);
+extern const MqQueue *mq_acl_queue_get(text *queue_name, uint32 priv);
+extern void mq_acl_check_text(char kind, int32 id, text *name, uint32 priv);
+extern void mq_acl_check_name(const char *name, int len, uint32 priv);
+extern void mq_acl_check_arg(FunctionCallInfo fcinfo, int argno, uint32 priv);
+extern void mq_acl_check_publish(text *dest);
+extern bool mq_acl_become_owner(void);
 
 /* spi_util.c */
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);

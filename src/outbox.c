@@ -518,6 +518,7 @@ mq_outbox_check(PG_FUNCTION_ARGS)
 	if (mq_dest_kind(VARDATA_ANY(dest), VARSIZE_ANY_EXHDR(dest)) == 0 &&
 		!mq_outbox_row_restored(tup, desc, att_seq))
 		mq_outbox_check_dest(dest, "aggregatetype names the destination of the event.");
+	mq_acl_check_publish(dest);
 	d = heap_getattr(tup, att_key, desc, &isnull);
 	if (!isnull)
 		mq_outbox_lock_key(dest, DatumGetTextPP(d));
@@ -645,6 +646,7 @@ mq_publish_dest(FunctionCallInfo fcinfo)
 				 errmsg("destination must not be NULL")));
 	dest = PG_GETARG_TEXT_PP(0);
 	mq_outbox_check_dest(dest, NULL);
+	mq_acl_check_publish(dest);
 	return dest;
 }
 

@@ -376,7 +376,7 @@ mq_send(PG_FUNCTION_ARGS)
 
 		/* open first: taking the lock processes pending invalidations */
 		mq_direct_open(&d, &mq_rel_message, "mq.send()", true);
-		q = *mq_queue_get(qname);
+		q = *mq_acl_queue_get(qname, MQ_PRIV_SEND);
 		msg_id = mq_next_msg_id();
 		mq_message_row(values, nulls, msg_id, q.queue_id,
 					   mq_time_plus(now, delay), now, PG_GETARG_DATUM(1),
@@ -389,7 +389,7 @@ mq_send(PG_FUNCTION_ARGS)
 	else
 	{
 		SPI_connect();
-		q = *mq_queue_get(qname);
+		q = *mq_acl_queue_get(qname, MQ_PRIV_SEND);
 		msg_id = mq_send_one(&q, now, mq_time_plus(now, delay), PG_GETARG_DATUM(1),
 							 PG_ARGISNULL(2) ? (Datum) 0 : PG_GETARG_DATUM(2),
 							 PG_ARGISNULL(2), dedup_key, &inserted);
@@ -462,7 +462,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 		int			i;
 
 		mq_direct_open(&d, &mq_rel_message, "mq.send_batch()", true);
-		q = *mq_queue_get(qname);
+		q = *mq_acl_queue_get(qname, MQ_PRIV_SEND);
 		deconstruct_array(payloads, JSONBOID, -1, false, TYPALIGN_INT, &pv, &pn, &n);
 		if (headers != NULL)
 			deconstruct_array(headers, JSONBOID, -1, false, TYPALIGN_INT, &hv, &hn, &n);
@@ -492,7 +492,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 		Datum		vt = mq_time_plus(now, delay);
 
 		SPI_connect();
-		q = *mq_queue_get(qname);
+		q = *mq_acl_queue_get(qname, MQ_PRIV_SEND);
 		deconstruct_array(payloads, JSONBOID, -1, false, TYPALIGN_INT, &pv, &pn, &n);
 		if (headers != NULL)
 			deconstruct_array(headers, JSONBOID, -1, false, TYPALIGN_INT, &hv, &hn, &n);
@@ -530,7 +530,7 @@ mq_send_batch(PG_FUNCTION_ARGS)
 		SPI_finish();
 	}
 	else
-		q = *mq_queue_get(qname);
+		q = *mq_acl_queue_get(qname, MQ_PRIV_SEND);
 	if (sent > 0)
 	{
 		mq_xact_count(q.queue_id, MQ_SENT, sent);
@@ -568,7 +568,7 @@ mq_poll_once(text *qname, MqQueue *q, int32 max_messages, Interval *vt,
 		TimestampTz now;
 		Datum		values[6];
 
-		*q = *mq_queue_get(qname);
+		*q = *mq_acl_queue_get(qname, MQ_PRIV_RECEIVE);
 		if (w != NULL)
 			mq_wait_arm(w, MQ_WAIT_QUEUE, q->queue_id);
 		now = GetCurrentTimestamp();
@@ -682,7 +682,7 @@ mq_pop(PG_FUNCTION_ARGS)
 
 	store = mq_srf_init(fcinfo, &desc);
 	SPI_connect();
-	q = *mq_queue_get(qname);
+	q = *mq_acl_queue_get(qname, MQ_PRIV_RECEIVE);
 	values[0] = Int32GetDatum(q.queue_id);
 	values[1] = TimestampTzGetDatum(now);
 	values[2] = Int32GetDatum(max_messages);
@@ -728,7 +728,7 @@ mq_ack(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	SPI_connect();
-	queue_id = mq_queue_get(qname)->queue_id;
+	queue_id = mq_acl_queue_get(qname, MQ_PRIV_RECEIVE)->queue_id;
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = Int64GetDatum(msg_id);
 	mq_stmt_exec(with_receipt ? &mq_stmt_ack_receipt : &mq_stmt_ack,
@@ -772,7 +772,7 @@ mq_ack_batch(PG_FUNCTION_ARGS)
 					 errhint("Pass one receipt per message id, or NULL for none.")));
 	}
 	SPI_connect();
-	queue_id = mq_queue_get(qname)->queue_id;
+	queue_id = mq_acl_queue_get(qname, MQ_PRIV_RECEIVE)->queue_id;
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = PG_GETARG_DATUM(1);
 	mq_stmt_exec(with_receipts ? &mq_stmt_ack_batch_receipt : &mq_stmt_ack_batch,
@@ -812,7 +812,7 @@ mq_extend(PG_FUNCTION_ARGS)
 	vt = mq_arg_interval(fcinfo, 2, "visibility_timeout", NULL);
 
 	SPI_connect();
-	queue_id = mq_queue_get(qname)->queue_id;
+	queue_id = mq_acl_queue_get(qname, MQ_PRIV_RECEIVE)->queue_id;
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = Int64GetDatum(msg_id);
 	values[2] = mq_time_plus(now, vt);

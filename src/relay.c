@@ -313,6 +313,7 @@ mq_relay(PG_FUNCTION_ARGS)
 	bool		topics_only = true;
 	int64		moved;
 
+	mq_acl_check(MQ_KIND_ALL, 0, "*", MQ_PRIV_MANAGE);
 	if (XactIsoLevel != XACT_READ_COMMITTED)
 		/* after waiting for the previous pass, we must see what it committed */
 		ereport(ERROR,

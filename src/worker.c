@@ -502,7 +502,8 @@ mq_db_worker_main(Datum main_arg)
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		installed = OidIsValid(get_extension_oid("mq", true));
+		/* passes run as the extension's owner, never the bootstrap superuser */
+		installed = mq_acl_become_owner();
 		if (installed && mq_my_slot->not_before != 0)
 		{
 			/* we are wanted here: if we stop, come back without delay */
@@ -567,6 +568,7 @@ mq_sql_worker_tick(PG_FUNCTION_ARGS)
 	uint64		n;
 
 	mq_require_shmem();
+	mq_acl_check(MQ_KIND_ALL, 0, "*", MQ_PRIV_MANAGE);
 	SPI_connect();
 	n = mq_attempts_apply();
 	mq_counter_flush();

@@ -18,6 +18,9 @@
 #                   clients)                                    (send100)
 #   PAIRS           number of pairs                              (8)
 #   PAIRS_SECONDS   seconds per run                              (3)
+#   PAIRS_ROLE      run the clients as this new role, which holds mq's
+#                   send on the queue and INSERT on the bare table, rather
+#                   than as the superuser (measures the privilege checks)
 #   MQ_SKIP_BUILD=1 use the mq that is already installed
 set -euo pipefail
 
@@ -51,12 +54,23 @@ VACUUM ANALYZE;
 CHECKPOINT;
 SQL
 PAYLOADS=$(q <<<"SELECT array_fill(:'payload'::jsonb, ARRAY[100])::text")
+BENCH_USER=()
+if [ -n "${PAIRS_ROLE:-}" ]; then
+	q >/dev/null <<SQL
+CREATE ROLE "$PAIRS_ROLE" LOGIN;
+GRANT USAGE ON SCHEMA mq TO "$PAIRS_ROLE";
+SELECT mq.grant('b', '$PAIRS_ROLE', '{send}');
+GRANT INSERT ON bare TO "$PAIRS_ROLE";
+GRANT USAGE ON SEQUENCE bare_id_seq TO "$PAIRS_ROLE";
+SQL
+	BENCH_USER=(-U "$PAIRS_ROLE")
+fi
 
 # run SYSTEM: messages per second of one run
 run() {
 	local script tps
 	script=${PAIRS_WORKLOAD}_$1.sql
-	tps=$("$MQ_PGBIN/pgbench" -n -M prepared -c "$CLIENTS" -j 2 -T "$PAIRS_SECONDS" \
+	tps=$("$MQ_PGBIN/pgbench" "${BENCH_USER[@]}" -n -M prepared -c "$CLIENTS" -j 2 -T "$PAIRS_SECONDS" \
 		-D payload="$PAYLOAD" -D payloads="$PAYLOADS" -f "$BENCH_DIR/$script" 2>&1 |
 		sed -n 's/^tps = \([0-9.]*\) .*/\1/p')
 	if [ -z "$tps" ]; then
