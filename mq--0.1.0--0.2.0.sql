@@ -1106,6 +1106,8 @@ CREATE OR REPLACE FUNCTION mq._dead_letter(p_msg_id bigint, p_reason text, p_err
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+SET enable_bitmapscan = off
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -1180,6 +1182,9 @@ RETURNS text
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- its row by the primary key whatever the statistics (doc/design.md)
+SET enable_seqscan = off
+SET enable_bitmapscan = off
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -1197,7 +1202,7 @@ BEGIN
     END IF;
     SELECT * INTO q FROM mq.queue x WHERE x.queue_id = mq._use_queue(queue_name);
     SELECT x.attempt INTO m FROM mq.queue_message x
-     WHERE x.msg_id = nack.msg_id AND x.queue_id = q.queue_id
+     WHERE x.msg_id = nack.msg_id AND x.queue_id + 0 = q.queue_id
        AND (receipt IS NULL OR x.vt = receipt)
        FOR UPDATE;
     IF NOT FOUND THEN
@@ -1225,6 +1230,8 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+SET enable_bitmapscan = off
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -1241,7 +1248,7 @@ BEGIN
                   HINT = 'Set one with mq.alter_queue(queue_name, dead_letter_queue => ...), or ack the message.';
     END IF;
     PERFORM 1 FROM mq.queue_message x
-     WHERE x.msg_id = reject.msg_id AND x.queue_id = q.queue_id
+     WHERE x.msg_id = reject.msg_id AND x.queue_id + 0 = q.queue_id
        AND (receipt IS NULL OR x.vt = receipt)
        FOR UPDATE;
     IF NOT FOUND THEN

@@ -358,6 +358,10 @@ extern bool mq_acl_become_owner(void);
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);
 extern void mq_stmt_exec(MqStmt *stmt, Datum *values, const char *nulls,
 						 long count);
+extern int	mq_plan_guard(void);
+extern void mq_plan_unguard(int level);
+extern void mq_stmt_exec_guarded(MqStmt *stmt, Datum *values, const char *nulls,
+								 long count);
 extern void mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls,
 								long count);
 extern Tuplestorestate *mq_srf_init(FunctionCallInfo fcinfo,
