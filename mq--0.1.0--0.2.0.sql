@@ -803,6 +803,20 @@ $$;
 -- Shared state and input bounds: counters, aborted deliveries, routing
 --------------------------------------------------------------------------
 
+-- mq's bounded structures in shared memory (server-wide): entries in use,
+-- capacity and the setting that sets it, and how many items did not fit
+-- since the server started (each such event is also logged as a WARNING).
+CREATE FUNCTION mq._shared_state(
+    OUT structure text, OUT entries bigint, OUT capacity bigint,
+    OUT setting text, OUT overflows bigint)
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_sql_shared_state';
+REVOKE ALL ON FUNCTION mq._shared_state() FROM PUBLIC;
+
+CREATE VIEW mq.shared_state AS
+SELECT * FROM mq._shared_state();
+
 -- (end of section: shared state)
 
 --------------------------------------------------------------------------

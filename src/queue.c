@@ -265,23 +265,13 @@ mq_store_all(Tuplestorestate *store)
 /*
  * mq_deliver_to_store
  *		Copy the rows of SPI_tuptable (mq.message rows) into a set-returning
- *		function's tuplestore, noting each delivery for the transaction.
+ *		function's tuplestore, noting each delivery for the transaction
+ *		(attempts.c: the attempt shown includes deliveries a rollback undid).
  */
 static void
 mq_deliver_to_store(Tuplestorestate *store, int32 queue_id)
 {
-	uint64		i;
-
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		bool		isnull;
-
-		tuplestore_puttuple(store, tup);
-		mq_xact_delivered(queue_id,
-						  DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
-													  1, &isnull)));
-	}
+	mq_attempts_deliver(store, queue_id);
 }
 
 /*
