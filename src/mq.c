@@ -49,7 +49,9 @@ _PG_init(void)
 							   "An interval, such as '7 days'.",
 							   &mq_process_once_retention, "7 days",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
-	mq_shmem_define_gucs();
+	/* sizes of shared memory (PGC_POSTMASTER): only while preloading */
+	if (process_shared_preload_libraries_in_progress)
+		mq_shmem_define_gucs();
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("mq");
 #else
