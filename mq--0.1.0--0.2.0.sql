@@ -134,6 +134,68 @@ BEGIN
 END;
 $$;
 
+-- Rotates and drops segments; part of mq.maintain().  Returns segments
+-- dropped.  Serialized with the relay, which appends to current segments.
+-- Opening or dropping a segment needs a brief exclusive lock on the topic's
+-- storage; a consumer in a long fetch (wait => ...) holds it off, so each
+-- step gives up after 1 s and is retried on the next pass.  Does nothing
+-- while a restore is loading (see the operations section).
+CREATE OR REPLACE FUNCTION mq._maintain_segments()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET lock_timeout = '1s'
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    t     record;
+    r     record;
+    span  interval;
+    n     integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(28017, 2);
+    -- A restore that has loaded mq.segment but not yet set mq.segment_seq
+    -- (pg_dump sets sequences after all table data) may not have loaded
+    -- the segments' records either: change nothing until it has.
+    IF (SELECT max(s.seg) FROM mq.segment s) > COALESCE(pg_sequence_last_value('mq.segment_seq'), 0) THEN
+        RETURN 0;
+    END IF;
+    FOR t IN SELECT x.topic_id, x.retention, x.current_seg, s.created_at
+               FROM mq.topic x JOIN mq.segment s ON s.seg = x.current_seg
+    LOOP
+        -- a segment covers a quarter of the retention, 1 s to 1 h
+        span := greatest(interval '1 second', least(interval '1 hour', t.retention / 4));
+        IF clock_timestamp() - t.created_at >= span
+           AND EXISTS (SELECT 1 FROM mq.topic_record x
+                        WHERE x.topic_id = t.topic_id AND x.seg = t.current_seg) THEN
+            BEGIN
+                PERFORM mq._new_segment(t.topic_id);
+            EXCEPTION WHEN lock_not_available THEN
+                CONTINUE;   -- busy: next pass
+            END;
+        END IF;
+        -- a closed segment goes once it closed longer ago than the retention
+        FOR r IN SELECT s.seg
+                   FROM mq.segment s
+                  WHERE s.topic_id = t.topic_id
+                    AND (SELECT min(nx.created_at) FROM mq.segment nx
+                          WHERE nx.topic_id = t.topic_id AND nx.seg > s.seg)
+                        < clock_timestamp() - t.retention
+                  ORDER BY s.seg
+        LOOP
+            BEGIN
+                EXECUTE format('DROP TABLE mq.%I', 'topic_record_' || t.topic_id || '_' || r.seg);
+                DELETE FROM mq.segment s WHERE s.seg = r.seg;
+                n := n + 1;
+            EXCEPTION WHEN lock_not_available THEN
+                EXIT;   -- busy: next pass
+            END;
+        END LOOP;
+    END LOOP;
+    RETURN n;
+END;
+$$;
+
 -- (end of section: operations)
 
 --------------------------------------------------------------------------
@@ -753,6 +815,20 @@ $$;
 -- Shared state and input bounds: counters, aborted deliveries, routing
 --------------------------------------------------------------------------
 
+-- mq's bounded structures in shared memory (server-wide): entries in use,
+-- capacity and the setting that sets it, and how many items did not fit
+-- since the server started (each such event is also logged as a WARNING).
+CREATE FUNCTION mq._shared_state(
+    OUT structure text, OUT entries bigint, OUT capacity bigint,
+    OUT setting text, OUT overflows bigint)
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_sql_shared_state';
+REVOKE ALL ON FUNCTION mq._shared_state() FROM PUBLIC;
+
+CREATE VIEW mq.shared_state AS
+SELECT * FROM mq._shared_state();
+
 -- (end of section: shared state)
 
 --------------------------------------------------------------------------
@@ -1056,6 +1132,8 @@ CREATE OR REPLACE FUNCTION mq._dead_letter(p_msg_id bigint, p_reason text, p_err
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+SET enable_bitmapscan = off
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -1130,6 +1208,9 @@ RETURNS text
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+-- its row by the primary key whatever the statistics (doc/design.md)
+SET enable_seqscan = off
+SET enable_bitmapscan = off
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -1147,7 +1228,7 @@ BEGIN
     END IF;
     SELECT * INTO q FROM mq.queue x WHERE x.queue_id = mq._use_queue(queue_name);
     SELECT x.attempt INTO m FROM mq.queue_message x
-     WHERE x.msg_id = nack.msg_id AND x.queue_id = q.queue_id
+     WHERE x.msg_id = nack.msg_id AND x.queue_id + 0 = q.queue_id
        AND (receipt IS NULL OR x.vt = receipt)
        FOR UPDATE;
     IF NOT FOUND THEN
@@ -1175,6 +1256,8 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET enable_seqscan = off
+SET enable_bitmapscan = off
 AS $$
 #variable_conflict use_variable
 DECLARE
@@ -1191,7 +1274,7 @@ BEGIN
                   HINT = 'Set one with mq.alter_queue(queue_name, dead_letter_queue => ...), or ack the message.';
     END IF;
     PERFORM 1 FROM mq.queue_message x
-     WHERE x.msg_id = reject.msg_id AND x.queue_id = q.queue_id
+     WHERE x.msg_id = reject.msg_id AND x.queue_id + 0 = q.queue_id
        AND (receipt IS NULL OR x.vt = receipt)
        FOR UPDATE;
     IF NOT FOUND THEN

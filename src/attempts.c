@@ -7,9 +7,22 @@
  * transaction (or the subtransaction that polled) rolls back, the raise is
  * undone with it.  So that a consumer that keeps failing in locked mode
  * still drives a poison message to its dead-letter queue, this file notes
- * every delivery in backend memory, hands the deliveries of a rollback to
- * shared memory as debts, and counts the debts as attempts in the
- * worker's pass (mq_attempts_apply).
+ * every delivery in backend memory and, when a rollback undoes it, adds it
+ * as a debt to the message's entry in a shared table (one entry per
+ * message: database, installation of mq, msg_id -> deliveries owed).
+ *
+ * A debt is settled by whoever next raises the message's attempt while
+ * holding its row lock: the next poll that delivers the message adds what
+ * is owed to the attempt it returns (so a redelivered message shows the
+ * attempt it is), and the worker's pass (mq_attempts_apply) adds it to a
+ * leased message or to one the debt exhausts.  Either way the amount is
+ * read after the row is locked and leaves shared memory only when the
+ * transaction that applied it commits; a pass or a poll that fails, rolls
+ * back or is rolled back to a savepoint loses nothing.  The debts of
+ * messages that are gone are dropped by the pass, as are entries of a
+ * dropped database or a dropped installation of mq.  The table is bounded
+ * by mq.max_aborted_deliveries; deliveries that do not fit are logged and
+ * counted (mq.shared_state).
  *
  *-------------------------------------------------------------------------
  */
@@ -20,145 +33,301 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
-static MqDelivery *mq_delivered = NULL;
-static SubTransactionId *mq_delivered_subid = NULL;
-static int	mq_ndelivered = 0;
-static int	mq_maxdelivered = 0;
+/* A message's debts in shared memory. */
+typedef struct MqAttemptsKey
+{
+	Oid			dboid;
+	Oid			epoch;			/* mq_epoch() of the installation */
+	int64		msg_id;
+} MqAttemptsKey;
 
-static void mq_abort_store(Oid dboid, const MqDelivery *d, int n);
+typedef struct MqAttemptsEntry
+{
+	MqAttemptsKey key;
+	int32		queue_id;
+	int32		owed;			/* deliveries not yet counted */
+} MqAttemptsEntry;
+
+/* A delivery by poll in this transaction, or a debt it settles at commit */
+typedef struct MqAttemptsNote
+{
+	Oid			epoch;
+	int32		queue_id;
+	int64		msg_id;
+	int32		n;				/* settlements: the amount applied */
+	SubTransactionId subid;
+} MqAttemptsNote;
+
+/* a growing list of notes, ordered by subid (see xact.c's wake list) */
+typedef struct MqAttemptsList
+{
+	MqAttemptsNote *notes;
+	int			n;
+	int			max;
+} MqAttemptsList;
+
+static HTAB *mq_attempts = NULL;
+static MqAttemptsList mq_delivered = {NULL, 0, 0};
+static MqAttemptsList mq_settled = {NULL, 0, 0};
+
+/* the most messages one pass looks at */
+#define MQ_ATTEMPTS_BATCH 10000
 
 /*
- * Count aborted deliveries as attempts: $1 msg_ids, $2 how many each.
- * Only rows that are leased (in flight) or that the debt exhausts are
- * touched; a ready row is left alone so that a rollback makes its message
- * available again at once (the debt waits for its next lease), and rows
- * locked by someone are skipped.
+ * $1 msg_ids, $2 deliveries owed by each (as copied before locking): lock
+ * the rows the pass will change, those leased (in flight) or exhausted by
+ * the debt.  A ready row is left alone so that a rollback makes its message
+ * available again at once (the next poll settles the debt); rows locked by
+ * someone are skipped.
  */
-static MqStmt mq_stmt_count_attempts = {
-	"WITH d AS ("
-	"  SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2))"
-	"  AS d(msg_id, n)),"
-	" c AS ("
-	"  SELECT m.msg_id, d.n FROM mq.queue_message m"
-	"  JOIN d ON m.msg_id OPERATOR(pg_catalog.=) d.msg_id"
+static MqStmt mq_stmt_attempts_lock = {
+	"SELECT m.msg_id FROM mq.queue_message m"
+	"  JOIN ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(msg_id, n)"
+	"    ON m.msg_id OPERATOR(pg_catalog.=) d.msg_id"
 	"  JOIN mq.queue q ON q.queue_id OPERATOR(pg_catalog.=) m.queue_id"
-	"  WHERE m.vt OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()"
-	"     OR (q.dead_letter_queue_id IS NOT NULL AND"
-	"         m.attempt OPERATOR(pg_catalog.+) d.n OPERATOR(pg_catalog.>=) q.max_attempts)"
-	"  FOR UPDATE OF m SKIP LOCKED)"
-	" UPDATE mq.queue_message m"
-	" SET attempt = m.attempt OPERATOR(pg_catalog.+) c.n,"
-	"     exhausted = (q.dead_letter_queue_id IS NOT NULL AND"
-	"                  m.attempt OPERATOR(pg_catalog.+) c.n OPERATOR(pg_catalog.>=) q.max_attempts)"
-	" FROM c, mq.queue q"
-	" WHERE m.msg_id OPERATOR(pg_catalog.=) c.msg_id"
-	"   AND q.queue_id OPERATOR(pg_catalog.=) m.queue_id"
-	" RETURNING m.msg_id",
+	" WHERE m.vt OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()"
+	"    OR (q.dead_letter_queue_id IS NOT NULL AND"
+	"        m.attempt OPERATOR(pg_catalog.+) d.n OPERATOR(pg_catalog.>=) q.max_attempts)"
+	" FOR UPDATE OF m SKIP LOCKED",
 	2, {INT8ARRAYOID, INT4ARRAYOID}
 };
 
-/*
- * Passes that count attempts run one at a time (the worker and
- * mq.run_maintenance()), so the debts of a message are never split between
- * two passes.  An advisory lock of the transaction: key (0x6d71, 1).
- */
-static MqStmt mq_stmt_attempts_lock = {
-	"SELECT pg_catalog.pg_advisory_xact_lock(28017, 1)", 0, {InvalidOid}
+/* $1 msg_ids, $2 deliveries owed by each (read under the row locks) */
+static MqStmt mq_stmt_attempts_add = {
+	"UPDATE mq.queue_message m"
+	"   SET attempt = m.attempt OPERATOR(pg_catalog.+) d.n,"
+	"       exhausted = (q.dead_letter_queue_id IS NOT NULL AND"
+	"                    m.attempt OPERATOR(pg_catalog.+) d.n OPERATOR(pg_catalog.>=) q.max_attempts)"
+	"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS d(msg_id, n),"
+	"       mq.queue q"
+	" WHERE m.msg_id OPERATOR(pg_catalog.=) d.msg_id"
+	"   AND d.n OPERATOR(pg_catalog.>) 0"
+	"   AND q.queue_id OPERATOR(pg_catalog.=) m.queue_id"
+	" RETURNING m.msg_id, d.n, m.attempt",
+	2, {INT8ARRAYOID, INT4ARRAYOID}
 };
 
+/* $1 msg_ids: those that still exist */
 static MqStmt mq_stmt_still_there = {
-	"SELECT m.msg_id, m.queue_id FROM mq.queue_message m"
+	"SELECT m.msg_id FROM mq.queue_message m"
 	" WHERE m.msg_id OPERATOR(pg_catalog.=) ANY ($1)",
 	1, {INT8ARRAYOID}
 };
 
 /*
- * mq_abort_push
- *		Remember deliveries made by a transaction that is aborting, so the
- *		worker can count them as attempts.  Drops what does not fit.
+ * mq_attempts_shmem_size
+ *		Bytes of the table of debts.
  */
-static void
-mq_abort_push(Oid dboid, const MqDelivery *d, int n)
+Size
+mq_attempts_shmem_size(void)
 {
-	mq_abort_store(dboid, d, n);
-	mq_worker_wake(dboid);
+	return hash_estimate_size(mq_max_attempts_entries, sizeof(MqAttemptsEntry));
 }
 
 /*
- * mq_abort_push_quiet
- *		Put debts back without waking the worker (they wait for its next
- *		pass).
+ * mq_attempts_shmem_init
+ *		Create or attach to the table of debts; from the shmem startup hook
+ *		(caller holds AddinShmemInitLock).
  */
-static void
-mq_abort_push_quiet(Oid dboid, const MqDelivery *d, int n)
+void
+mq_attempts_shmem_init(void)
 {
-	mq_abort_store(dboid, d, n);
+	HASHCTL		info;
+
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(MqAttemptsKey);
+	info.entrysize = sizeof(MqAttemptsEntry);
+	mq_attempts = ShmemInitHash("mq aborted deliveries", mq_max_attempts_entries,
+								mq_max_attempts_entries, &info,
+								HASH_ELEM | HASH_BLOBS);
 }
 
 /*
- * mq_abort_store
- *		Append to the ring of aborted deliveries; drops what does not fit.
+ * mq_attempts_key
+ *		Fill a hash key (padding zeroed).
  */
 static void
-mq_abort_store(Oid dboid, const MqDelivery *d, int n)
+mq_attempts_key(MqAttemptsKey *key, Oid dboid, Oid epoch, int64 msg_id)
 {
-	int			i;
-	bool		lost = false;
+	memset(key, 0, sizeof(*key));
+	key->dboid = dboid;
+	key->epoch = epoch;
+	key->msg_id = msg_id;
+}
 
-	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
-	for (i = 0; i < n; i++)
+/*
+ * mq_attempts_list_add
+ *		Append a note to a list (in TopMemoryContext).
+ */
+static MqAttemptsNote *
+mq_attempts_list_add(MqAttemptsList *l)
+{
+	MqAttemptsNote *note;
+
+	if (l->n == l->max)
 	{
-		uint64		next = mq_shared->abort_head + 1;
-
-		if (next - mq_shared->abort_tail > MQ_ABORT_RING)
-		{
-			mq_shared->aborts_lost += n - i;
-			lost = true;
-			break;
-		}
-		mq_shared->aborts[mq_shared->abort_head % MQ_ABORT_RING].dboid = dboid;
-		mq_shared->aborts[mq_shared->abort_head % MQ_ABORT_RING].d = d[i];
-		mq_shared->abort_head = next;
+		l->max = l->max ? l->max * 2 : 64;
+		if (l->notes == NULL)
+			l->notes = MemoryContextAlloc(TopMemoryContext,
+										  l->max * sizeof(MqAttemptsNote));
+		else
+			l->notes = repalloc(l->notes, l->max * sizeof(MqAttemptsNote));
 	}
-	LWLockRelease(mq_shared->lock);
-	if (lost)
-		ereport(WARNING,
-				(errmsg("mq: %d aborted deliveries were not counted as attempts", n - i),
-				 errdetail("The ring of aborted deliveries is full; is the mq background worker running?")));
+	note = &l->notes[l->n++];
+	memset(note, 0, sizeof(*note));
+	note->subid = GetCurrentSubTransactionId();
+	return note;
 }
 
 /*
- * mq_abort_take
- *		Take up to max aborted deliveries of dboid out of the ring.  Entries
- *		of other databases stay (they are moved to the front).
+ * mq_attempts_list_subxact_end
+ *		A subtransaction ends: its notes (the suffix with subid >= mySubid)
+ *		become its parent's if it committed; otherwise they are cut off and
+ *		the index of the first one is returned (the list's length if none).
  */
 static int
-mq_abort_take(Oid dboid, MqDelivery *out, int max)
+mq_attempts_list_subxact_end(MqAttemptsList *l, bool commit,
+							 SubTransactionId mySubid,
+							 SubTransactionId parentSubid)
 {
-	uint64		i;
-	uint64		keep;
-	int			n = 0;
+	int			first = l->n;
+	int			i;
 
-	LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
-	keep = mq_shared->abort_head;
-	for (i = mq_shared->abort_tail; i < mq_shared->abort_head; i++)
+	while (first > 0 && l->notes[first - 1].subid >= mySubid)
+		first--;
+	if (commit)
 	{
-		MqAbortEntry *e = &mq_shared->aborts[i % MQ_ABORT_RING];
+		for (i = first; i < l->n; i++)
+			l->notes[i].subid = parentSubid;
+		return l->n;
+	}
+	return first;
+}
 
-		if (e->dboid == dboid && n < max)
+/*
+ * mq_attempts_owe
+ *		Add deliveries undone by a rollback to their messages' debts, wake
+ *		the worker, and wake the waiters of their queues (the messages are
+ *		ready again).  Runs at (sub)transaction abort: never errors.
+ */
+static void
+mq_attempts_owe(const MqAttemptsNote *d, int n)
+{
+	int			i;
+	uint64		lost = 0;
+
+	if (mq_shared == NULL || n == 0)
+		return;
+	LWLockAcquire(mq_shared->attempts_lock, LW_EXCLUSIVE);
+	for (i = 0; i < n; i++)
+	{
+		MqAttemptsKey key;
+		MqAttemptsEntry *e;
+		bool		found;
+
+		mq_attempts_key(&key, MyDatabaseId, d[i].epoch, d[i].msg_id);
+		e = hash_search(mq_attempts, &key, HASH_FIND, NULL);
+		if (e == NULL)
 		{
-			out[n++] = e->d;
-			e->dboid = InvalidOid;	/* consumed */
+			if (hash_get_num_entries(mq_attempts) >= mq_max_attempts_entries ||
+				(e = hash_search(mq_attempts, &key, HASH_ENTER_NULL, &found)) == NULL)
+			{
+				lost++;
+				continue;
+			}
+			e->queue_id = d[i].queue_id;
+			e->owed = 0;
+			pg_atomic_fetch_add_u32(&mq_shared->nattempts, 1);
+		}
+		e->owed++;
+	}
+	LWLockRelease(mq_shared->attempts_lock);
+	if (lost > 0)
+		mq_shared_overflow(MQ_BOUND_ATTEMPTS, lost);
+	mq_worker_wake(MyDatabaseId);
+
+	/* the messages are ready again at once: wake their queues' waiters */
+	for (i = 0; i < n; i++)
+		if (i == 0 || d[i].queue_id != d[i - 1].queue_id)
+		{
+			MqDelivery	one;
+
+			one.queue_id = d[i].queue_id;
+			one.msg_id = d[i].msg_id;
+			mq_wait_wake_deliveries(&one, 1);
+		}
+}
+
+/*
+ * mq_attempts_settle
+ *		At commit: take what this transaction applied out of the debts; an
+ *		entry that owes nothing more is freed.  Never errors.
+ */
+static void
+mq_attempts_settle(void)
+{
+	int			i;
+
+	if (mq_shared == NULL || mq_settled.n == 0)
+		return;
+	LWLockAcquire(mq_shared->attempts_lock, LW_EXCLUSIVE);
+	for (i = 0; i < mq_settled.n; i++)
+	{
+		MqAttemptsNote *s = &mq_settled.notes[i];
+		MqAttemptsKey key;
+		MqAttemptsEntry *e;
+
+		mq_attempts_key(&key, MyDatabaseId, s->epoch, s->msg_id);
+		e = hash_search(mq_attempts, &key, HASH_FIND, NULL);
+		if (e == NULL)
+			continue;
+		e->owed -= s->n;
+		if (e->owed <= 0)
+		{
+			(void) hash_search(mq_attempts, &key, HASH_REMOVE, NULL);
+			pg_atomic_fetch_sub_u32(&mq_shared->nattempts, 1);
 		}
 	}
-	/* advance the tail past consumed entries */
-	while (mq_shared->abort_tail < keep &&
-		   mq_shared->aborts[mq_shared->abort_tail % MQ_ABORT_RING].dboid == InvalidOid)
-		mq_shared->abort_tail++;
-	LWLockRelease(mq_shared->lock);
-	return n;
+	LWLockRelease(mq_shared->attempts_lock);
 }
+
+/*
+ * mq_attempts_owed
+ *		Deliveries owed by msg_id (0 if none).  Read it only while holding
+ *		the message's row lock: then no one else can settle it meanwhile.
+ */
+static int32
+mq_attempts_owed(Oid epoch, int64 msg_id)
+{
+	MqAttemptsKey key;
+	MqAttemptsEntry *e;
+	int32		owed = 0;
+
+	mq_attempts_key(&key, MyDatabaseId, epoch, msg_id);
+	LWLockAcquire(mq_shared->attempts_lock, LW_SHARED);
+	e = hash_search(mq_attempts, &key, HASH_FIND, NULL);
+	if (e != NULL)
+		owed = e->owed;
+	LWLockRelease(mq_shared->attempts_lock);
+	return owed;
+}
+
+/*
+ * mq_attempts_settle_on_commit
+ *		Note that this (sub)transaction applied n owed deliveries of msg_id.
+ */
+static void
+mq_attempts_settle_on_commit(Oid epoch, int64 msg_id, int32 n)
+{
+	MqAttemptsNote *s = mq_attempts_list_add(&mq_settled);
+
+	s->epoch = epoch;
+	s->msg_id = msg_id;
+	s->n = n;
+}
+
 /*
  * mq_xact_delivered
  *		Note that poll delivered msg_id in this (sub)transaction.
@@ -166,34 +335,116 @@ mq_abort_take(Oid dboid, MqDelivery *out, int max)
 void
 mq_xact_delivered(int32 queue_id, int64 msg_id)
 {
-	if (mq_ndelivered == mq_maxdelivered)
+	MqAttemptsNote *d = mq_attempts_list_add(&mq_delivered);
+
+	d->epoch = mq_epoch();
+	d->queue_id = queue_id;
+	d->msg_id = msg_id;
+}
+
+/*
+ * mq_int8_array / mq_int4_array
+ *		Arrays for the statements above.
+ */
+static ArrayType *
+mq_int8_array(const Datum *d, int n)
+{
+	return construct_array((Datum *) d, n, INT8OID, 8, FLOAT8PASSBYVAL,
+						   TYPALIGN_DOUBLE);
+}
+
+static ArrayType *
+mq_int4_array(const Datum *d, int n)
+{
+	return construct_array((Datum *) d, n, INT4OID, 4, true, TYPALIGN_INT);
+}
+
+/*
+ * mq_attempts_deliver
+ *		poll delivered the rows of SPI_tuptable (mq.message rows, locked by
+ *		the poll): note each delivery, and add to the attempt of a message
+ *		with a debt what it owes, in the table and in the row returned, so
+ *		the consumer sees the attempt it is.  The debt leaves shared memory
+ *		when the poll commits.  Copies the rows into store; SPI_tuptable and
+ *		SPI_processed are as they were on return.  Inside SPI.
+ */
+void
+mq_attempts_deliver(Tuplestorestate *store, int32 queue_id)
+{
+	SPITupleTable *tt = SPI_tuptable;
+	uint64		ntup = SPI_processed;
+	TupleDesc	desc = tt->tupdesc;
+	Oid			epoch = mq_epoch();
+	int			attno = SPI_fnumber(desc, "attempt");
+	bool		owing = mq_shared != NULL &&
+		pg_atomic_read_u32(&mq_shared->nattempts) > 0;
+	Datum	   *ids = NULL;
+	Datum	   *owed = NULL;
+	int			nowed = 0;
+	uint64		i;
+
+	if (owing)
 	{
-		mq_maxdelivered = mq_maxdelivered ? mq_maxdelivered * 2 : 64;
-		if (mq_delivered == NULL)
+		ids = palloc(sizeof(Datum) * ntup);
+		owed = palloc(sizeof(Datum) * ntup);
+	}
+	for (i = 0; i < ntup; i++)
+	{
+		bool		isnull;
+		int64		msg_id = DatumGetInt64(SPI_getbinval(tt->vals[i], desc, 1, &isnull));
+		int32		n;
+
+		mq_xact_delivered(queue_id, msg_id);
+		if (owing && (n = mq_attempts_owed(epoch, msg_id)) > 0)
 		{
-			mq_delivered = MemoryContextAlloc(TopMemoryContext,
-											  mq_maxdelivered * sizeof(MqDelivery));
-			mq_delivered_subid = MemoryContextAlloc(TopMemoryContext,
-													mq_maxdelivered * sizeof(SubTransactionId));
-		}
-		else
-		{
-			mq_delivered = repalloc(mq_delivered,
-									mq_maxdelivered * sizeof(MqDelivery));
-			mq_delivered_subid = repalloc(mq_delivered_subid,
-										  mq_maxdelivered * sizeof(SubTransactionId));
+			ids[nowed] = Int64GetDatum(msg_id);
+			owed[nowed] = Int32GetDatum(n);
+			nowed++;
 		}
 	}
-	mq_delivered[mq_ndelivered].queue_id = queue_id;
-	mq_delivered[mq_ndelivered].msg_id = msg_id;
-	mq_delivered_subid[mq_ndelivered] = GetCurrentSubTransactionId();
-	mq_ndelivered++;
+	if (nowed > 0)
+	{
+		Datum		values[2];
+		uint64		j;
+
+		values[0] = PointerGetDatum(mq_int8_array(ids, nowed));
+		values[1] = PointerGetDatum(mq_int4_array(owed, nowed));
+		mq_stmt_exec(&mq_stmt_attempts_add, values, NULL, 0);
+		for (j = 0; j < SPI_processed; j++)
+		{
+			bool		isnull;
+			HeapTuple	r = SPI_tuptable->vals[j];
+			int64		msg_id = DatumGetInt64(SPI_getbinval(r, SPI_tuptable->tupdesc, 1, &isnull));
+			int32		n = DatumGetInt32(SPI_getbinval(r, SPI_tuptable->tupdesc, 2, &isnull));
+			Datum		attempt = SPI_getbinval(r, SPI_tuptable->tupdesc, 3, &isnull);
+
+			mq_attempts_settle_on_commit(epoch, msg_id, n);
+			for (i = 0; i < ntup; i++)
+			{
+				bool		null2;
+
+				if (DatumGetInt64(SPI_getbinval(tt->vals[i], desc, 1, &null2)) == msg_id)
+				{
+					int			col = attno;
+					bool		nl = false;
+
+					tt->vals[i] = heap_modify_tuple_by_cols(tt->vals[i], desc, 1,
+															&col, &attempt, &nl);
+					break;
+				}
+			}
+		}
+	}
+	for (i = 0; i < ntup; i++)
+		tuplestore_puttuple(store, tt->vals[i]);
+	SPI_tuptable = tt;
+	SPI_processed = ntup;
 }
 
 /*
  * mq_attempts_xact_callback
- *		A rolled-back transaction hands its deliveries to the worker; a
- *		committed or prepared one forgets them.
+ *		A rolled-back transaction's deliveries become debts; a committed one
+ *		settles the debts it applied.
  */
 static void
 mq_attempts_xact_callback(XactEvent event, void *arg)
@@ -202,54 +453,45 @@ mq_attempts_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			if (mq_ndelivered > 0 && mq_shared != NULL)
-			{
-				mq_abort_push(MyDatabaseId, mq_delivered, mq_ndelivered);
-				mq_wait_wake_deliveries(mq_delivered, mq_ndelivered);
-			}
+			mq_attempts_owe(mq_delivered.notes, mq_delivered.n);
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
+			mq_attempts_settle();
+			break;
 		case XACT_EVENT_PREPARE:
 			break;
 		default:
 			return;
 	}
-	mq_ndelivered = 0;
+	mq_delivered.n = 0;
+	mq_settled.n = 0;
 }
 
 /*
  * mq_attempts_subxact_callback
- *		A rolled-back subtransaction undid its deliveries: hand them to the
- *		worker now.  A committed one passes them to its parent.
+ *		A rolled-back subtransaction undid its deliveries (they become debts
+ *		now) and its settlements (forgotten: the debts stay).  A committed
+ *		one passes both to its parent.
  */
 static void
 mq_attempts_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 							 SubTransactionId parentSubid, void *arg)
 {
-	int			i;
-	int			first = -1;
+	bool		commit = (event == SUBXACT_EVENT_COMMIT_SUB);
+	int			first;
 
-	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	if (event != SUBXACT_EVENT_COMMIT_SUB && event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	first = mq_attempts_list_subxact_end(&mq_delivered, commit, mySubid, parentSubid);
+	if (!commit)
 	{
-		/* ordered by subid: the subtransaction's deliveries are a suffix */
-		for (i = mq_ndelivered - 1; i >= 0 && mq_delivered_subid[i] >= mySubid; i--)
-			mq_delivered_subid[i] = parentSubid;
-		return;
+		mq_attempts_owe(&mq_delivered.notes[first], mq_delivered.n - first);
+		mq_delivered.n = first;
 	}
-	if (event != SUBXACT_EVENT_ABORT_SUB || mq_ndelivered == 0)
-		return;
-	/* deliveries are appended in order, so the aborted ones are a suffix */
-	for (i = mq_ndelivered - 1; i >= 0 && mq_delivered_subid[i] >= mySubid; i--)
-		first = i;
-	if (first < 0)
-		return;
-	if (mq_shared != NULL)
-	{
-		mq_abort_push(MyDatabaseId, &mq_delivered[first], mq_ndelivered - first);
-		mq_wait_wake_deliveries(&mq_delivered[first], mq_ndelivered - first);
-	}
-	mq_ndelivered = first;
+	first = mq_attempts_list_subxact_end(&mq_settled, commit, mySubid, parentSubid);
+	if (!commit)
+		mq_settled.n = first;
 }
 
 /*
@@ -264,124 +506,169 @@ mq_attempts_init(void)
 }
 
 /*
- * mq_int8_array
- *		A bigint[] of the msg_ids of d[0..n-1].
+ * mq_attempts_collect
+ *		Copy up to max debts of this database's installation epoch into
+ *		ids/owed; remove the entries no one will settle (another epoch of
+ *		this database, or a database that was dropped).  Returns how many
+ *		were copied.
  */
-static ArrayType *
-mq_int8_array(const MqDelivery *d, int n)
+static int
+mq_attempts_collect(Oid epoch, Datum *ids, Datum *owed, int max)
 {
-	Datum	   *ids = palloc(Max(n, 1) * sizeof(Datum));
+	HASH_SEQ_STATUS seq;
+	MqAttemptsEntry *e;
+	MqAttemptsKey *stale = NULL;
+	int			nstale = 0;
+	int			maxstale = 0;
+	int			n = 0;
 	int			i;
 
-	for (i = 0; i < n; i++)
-		ids[i] = Int64GetDatum(d[i].msg_id);
-	return construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+	LWLockAcquire(mq_shared->attempts_lock, LW_SHARED);
+	hash_seq_init(&seq, mq_attempts);
+	while ((e = hash_seq_search(&seq)) != NULL)
+	{
+		if (e->key.dboid == MyDatabaseId && e->key.epoch == epoch)
+		{
+			if (n < max)
+			{
+				ids[n] = Int64GetDatum(e->key.msg_id);
+				owed[n] = Int32GetDatum(e->owed);
+				n++;
+			}
+			continue;
+		}
+		if (nstale == maxstale)
+		{
+			maxstale = maxstale ? maxstale * 2 : 64;
+			stale = stale ? repalloc(stale, maxstale * sizeof(MqAttemptsKey))
+				: palloc(maxstale * sizeof(MqAttemptsKey));
+		}
+		stale[nstale++] = e->key;
+	}
+	LWLockRelease(mq_shared->attempts_lock);
+
+	for (i = 0; i < nstale; i++)
+		if (stale[i].dboid != MyDatabaseId &&
+			SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(stale[i].dboid)))
+			stale[i].dboid = InvalidOid;
+	if (nstale > 0)
+	{
+		LWLockAcquire(mq_shared->attempts_lock, LW_EXCLUSIVE);
+		for (i = 0; i < nstale; i++)
+			if (OidIsValid(stale[i].dboid) &&
+				hash_search(mq_attempts, &stale[i], HASH_REMOVE, NULL) != NULL)
+				pg_atomic_fetch_sub_u32(&mq_shared->nattempts, 1);
+		LWLockRelease(mq_shared->attempts_lock);
+	}
+	return n;
 }
 
 /*
- * mq_delivery_cmp
- *		qsort comparator: by msg_id.
+ * mq_int64_cmp
+ *		qsort/bsearch comparator of int64s.
  */
 static int
-mq_delivery_cmp(const void *a, const void *b)
+mq_int64_cmp(const void *a, const void *b)
 {
-	int64		x = ((const MqDelivery *) a)->msg_id;
-	int64		y = ((const MqDelivery *) b)->msg_id;
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
 
 	return (x > y) - (x < y);
 }
 
 /*
  * mq_attempts_apply
- *		Count the deliveries of aborted transactions as attempts (see
- *		mq_stmt_count_attempts for which rows are touched now).  Debts of
- *		messages that still exist but were not touched go back to the ring
- *		for a later pass; debts of messages that are gone are forgotten.
- *		Inside SPI.  Returns the deliveries counted.
+ *		The pass: count the debts of this database as attempts where they
+ *		apply now (see mq_stmt_attempts_lock), and drop those of messages
+ *		that are gone; the rest wait.  Takes the pass lock; what it applied
+ *		leaves shared memory when the transaction commits.  Inside SPI.
+ *		Returns the deliveries counted.
  */
 uint64
 mq_attempts_apply(void)
 {
-	MqDelivery	d[2000];
-	int			n;
-	int			i;
-	int			k = 0;
+	Oid			epoch;
 	Datum	   *ids;
-	Datum	   *cnt;
-	Datum		values[2];
+	Datum	   *owed;
+	int			n;
+	int			nlocked;
+	int			i;
 	uint64		j;
 	uint64		done = 0;
-	bool		isnull;
+	Datum		values[2];
+	int64	   *locked;
 
-	mq_stmt_exec(&mq_stmt_attempts_lock, NULL, NULL, 0);
-	n = mq_abort_take(MyDatabaseId, d, lengthof(d));
+	mq_lock_worker_pass();
+	if (mq_shared == NULL || pg_atomic_read_u32(&mq_shared->nattempts) == 0)
+		return 0;
+	epoch = mq_epoch();
+	ids = palloc(sizeof(Datum) * MQ_ATTEMPTS_BATCH);
+	owed = palloc(sizeof(Datum) * MQ_ATTEMPTS_BATCH);
+	n = mq_attempts_collect(epoch, ids, owed, MQ_ATTEMPTS_BATCH);
 	if (n == 0)
 		return 0;
 
-	/* one (msg_id, count) per message */
-	qsort(d, n, sizeof(MqDelivery), mq_delivery_cmp);
-	ids = palloc(n * sizeof(Datum));
-	cnt = palloc(n * sizeof(Datum));
-	for (i = 0; i < n; i++)
+	/* lock the rows to change, then read what they owe under the locks */
+	values[0] = PointerGetDatum(mq_int8_array(ids, n));
+	values[1] = PointerGetDatum(mq_int4_array(owed, n));
+	mq_stmt_exec(&mq_stmt_attempts_lock, values, NULL, 0);
+	nlocked = (int) SPI_processed;
+	locked = palloc(sizeof(int64) * Max(nlocked, 1));
+	for (i = 0; i < nlocked; i++)
 	{
-		if (k > 0 && DatumGetInt64(ids[k - 1]) == d[i].msg_id)
-		{
-			cnt[k - 1] = Int32GetDatum(DatumGetInt32(cnt[k - 1]) + 1);
-			continue;
-		}
-		ids[k] = Int64GetDatum(d[i].msg_id);
-		cnt[k] = Int32GetDatum(1);
-		k++;
+		bool		isnull;
+
+		locked[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+												SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	values[0] = PointerGetDatum(construct_array(ids, k, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[1] = PointerGetDatum(construct_array(cnt, k, INT4OID, 4,
-												true, TYPALIGN_INT));
-	mq_stmt_exec(&mq_stmt_count_attempts, values, NULL, 0);
-	if (SPI_processed == (uint64) k)
-		return (uint64) n;
-
-	/* drop the counted messages from d; keep the rest */
+	if (nlocked > 0)
 	{
-		int64	   *counted = palloc(Max(SPI_processed, 1) * sizeof(int64));
-		uint64		ncounted = SPI_processed;
-		int			m = 0;
+		Datum	   *lids = palloc(sizeof(Datum) * nlocked);
+		Datum	   *lowed = palloc(sizeof(Datum) * nlocked);
 
-		for (j = 0; j < ncounted; j++)
-			counted[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
-													 SPI_tuptable->tupdesc, 1, &isnull));
-		for (i = 0; i < n; i++)
+		for (i = 0; i < nlocked; i++)
 		{
-			bool		seen = false;
-
-			for (j = 0; j < ncounted && !seen; j++)
-				seen = (counted[j] == d[i].msg_id);
-			if (seen)
-				done++;
-			else
-				d[m++] = d[i];
+			lids[i] = Int64GetDatum(locked[i]);
+			lowed[i] = Int32GetDatum(mq_attempts_owed(epoch, locked[i]));
 		}
-		n = m;
+		values[0] = PointerGetDatum(mq_int8_array(lids, nlocked));
+		values[1] = PointerGetDatum(mq_int4_array(lowed, nlocked));
+		mq_stmt_exec(&mq_stmt_attempts_add, values, NULL, 0);
+		for (j = 0; j < SPI_processed; j++)
+		{
+			bool		isnull;
+			int64		msg_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+			int32		k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[j],
+														SPI_tuptable->tupdesc, 2, &isnull));
+
+			mq_attempts_settle_on_commit(epoch, msg_id, k);
+			done += k;
+		}
 	}
 
-	/* of the rest, keep the debts of messages that still exist */
-	values[0] = PointerGetDatum(mq_int8_array(d, n));
+	/* debts of messages that are gone are dropped (at commit) */
+	values[0] = PointerGetDatum(mq_int8_array(ids, n));
 	mq_stmt_exec(&mq_stmt_still_there, values, NULL, 0);
 	{
-		int			m = 0;
+		int64	   *there = palloc(sizeof(int64) * Max(SPI_processed, 1));
+		uint64		nthere = SPI_processed;
 
+		for (j = 0; j < nthere; j++)
+		{
+			bool		isnull;
+
+			there[j] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		qsort(there, nthere, sizeof(int64), mq_int64_cmp);
 		for (i = 0; i < n; i++)
 		{
-			bool		exists = false;
+			int64		msg_id = DatumGetInt64(ids[i]);
 
-			for (j = 0; j < SPI_processed && !exists; j++)
-				exists = (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[j],
-													  SPI_tuptable->tupdesc, 1, &isnull)) == d[i].msg_id);
-			if (exists)
-				d[m++] = d[i];
+			if (bsearch(&msg_id, there, nthere, sizeof(int64), mq_int64_cmp) == NULL)
+				mq_attempts_settle_on_commit(epoch, msg_id, DatumGetInt32(owed[i]));
 		}
-		if (m > 0)
-			mq_abort_push_quiet(MyDatabaseId, d, m);
 	}
 	return done;
 }

@@ -19,28 +19,60 @@
 #include "mq.h"
 
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
 PG_FUNCTION_INFO_V1(mq_sql_count);
 PG_FUNCTION_INFO_V1(mq_sql_pending_counters);
 
+/* A queue's counters in shared memory, of one installation of mq. */
+typedef struct MqCounterKey
+{
+	Oid			dboid;
+	Oid			epoch;			/* mq_epoch() of the installation */
+	int32		queue_id;
+} MqCounterKey;
+
+/*
+ * The entry: found under counter_lock (shared suffices to add, since the
+ * amounts are atomics), created and removed under it exclusively.
+ */
+typedef struct MqCounterEntry
+{
+	MqCounterKey key;
+	pg_atomic_uint64 n[MQ_NCOUNTERS];
+} MqCounterEntry;
+
 /* One queue's moves made by one (sub)transaction, not yet committed. */
 typedef struct MqCounterMove
 {
 	int32		queue_id;
+	Oid			epoch;
 	SubTransactionId subid;
 	int64		n[MQ_NCOUNTERS];
 } MqCounterMove;
 
+static HTAB *mq_counters = NULL;
+
+/*
+ * The transaction's moves, ordered by subid: entries are appended by the
+ * current subtransaction (the highest alive), so an ending
+ * subtransaction's moves are a suffix, and each operation looks only at
+ * one level: n subtransactions cost O(n).
+ */
 static MqCounterMove *mq_moves = NULL;
 static int	mq_nmoves = 0;
 static int	mq_maxmoves = 0;
 
+/* this transaction wrote counters out: free settled entries at commit */
+static bool mq_counter_flushed = false;
+
 /* the most counters mq_counter_flush writes in one pass */
-#define MQ_FLUSH_BATCH 1024
+#define MQ_FLUSH_BATCH 65536
 
 static MqStmt mq_stmt_flush_counter = {
 	"UPDATE mq.queue_counter SET"
@@ -54,59 +86,76 @@ static MqStmt mq_stmt_flush_counter = {
 };
 
 /*
- * mq_counter_find
- *		The counter slot of (dboid, queue_id), created if create is true.
- *		Caller holds mq_shared->lock (exclusive if create).  NULL if absent
- *		or the table is full.
+ * mq_counter_shmem_size
+ *		Bytes of the counter table.
  */
-static MqCounterSlot *
-mq_counter_find(Oid dboid, int32 queue_id, bool create)
+Size
+mq_counter_shmem_size(void)
 {
-	uint32		h = ((uint32) dboid * 2654435761u) ^ (uint32) queue_id;
-	int			i;
-	int			k;
+	return hash_estimate_size(mq_max_counters, sizeof(MqCounterEntry));
+}
 
-	for (i = 0; i < MQ_MAX_COUNTERS; i++)
-	{
-		MqCounterSlot *c = &mq_shared->counters[(h + i) % MQ_MAX_COUNTERS];
+/*
+ * mq_counter_shmem_init
+ *		Create or attach to the counter table; from the shmem startup hook
+ *		(caller holds AddinShmemInitLock).
+ */
+void
+mq_counter_shmem_init(void)
+{
+	HASHCTL		info;
 
-		if (c->dboid == dboid && c->queue_id == queue_id)
-			return c;
-		if (c->dboid == InvalidOid)
-		{
-			if (!create)
-				return NULL;
-			for (k = 0; k < MQ_NCOUNTERS; k++)
-				pg_atomic_init_u64(&c->n[k], 0);
-			c->queue_id = queue_id;
-			c->dboid = dboid;
-			return c;
-		}
-	}
-	return NULL;
+	memset(&info, 0, sizeof(info));
+	info.keysize = sizeof(MqCounterKey);
+	info.entrysize = sizeof(MqCounterEntry);
+	mq_counters = ShmemInitHash("mq counters", mq_max_counters, mq_max_counters,
+								&info, HASH_ELEM | HASH_BLOBS);
+}
+
+/*
+ * mq_counter_key
+ *		Fill a hash key (padding zeroed).
+ */
+static void
+mq_counter_key(MqCounterKey *key, Oid dboid, Oid epoch, int32 queue_id)
+{
+	memset(key, 0, sizeof(*key));
+	key->dboid = dboid;
+	key->epoch = epoch;
+	key->queue_id = queue_id;
 }
 
 /*
  * mq_counter_add
- *		Add committed deltas to a queue's pending counters.  The common case
- *		(the slot exists) takes the lock shared and adds atomically, so
- *		committers do not queue behind each other.
+ *		Add committed deltas to a queue's entry.  The common case (the entry
+ *		exists) takes the lock shared and adds atomically, so committers do
+ *		not queue behind each other.  Returns false if the table is full
+ *		(the moves are not kept).  Runs at commit: never errors.
  */
-static void
-mq_counter_add(Oid dboid, int32 queue_id, const int64 *n)
+static bool
+mq_counter_add(Oid dboid, Oid epoch, int32 queue_id, const int64 *n)
 {
-	MqCounterSlot *c;
+	MqCounterKey key;
+	MqCounterEntry *c;
 	int			k;
 
-	LWLockAcquire(mq_shared->lock, LW_SHARED);
-	c = mq_counter_find(dboid, queue_id, false);
+	mq_counter_key(&key, dboid, epoch, queue_id);
+	LWLockAcquire(mq_shared->counter_lock, LW_SHARED);
+	c = hash_search(mq_counters, &key, HASH_FIND, NULL);
 	if (c == NULL)
 	{
-		LWLockRelease(mq_shared->lock);
-		LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
-		c = mq_counter_find(dboid, queue_id, true);
-		if (c == NULL)
-			mq_shared->counters_lost++;
+		bool		found;
+
+		LWLockRelease(mq_shared->counter_lock);
+		LWLockAcquire(mq_shared->counter_lock, LW_EXCLUSIVE);
+		c = hash_search(mq_counters, &key, HASH_FIND, NULL);
+		if (c == NULL && hash_get_num_entries(mq_counters) < mq_max_counters)
+		{
+			c = hash_search(mq_counters, &key, HASH_ENTER_NULL, &found);
+			if (c != NULL && !found)
+				for (k = 0; k < MQ_NCOUNTERS; k++)
+					pg_atomic_init_u64(&c->n[k], 0);
+		}
 	}
 	if (c != NULL)
 	{
@@ -114,31 +163,72 @@ mq_counter_add(Oid dboid, int32 queue_id, const int64 *n)
 			if (n[k] != 0)
 				pg_atomic_fetch_add_u64(&c->n[k], (uint64) n[k]);
 	}
-	LWLockRelease(mq_shared->lock);
+	LWLockRelease(mq_shared->counter_lock);
+	return c != NULL;
+}
+
+/*
+ * mq_counter_entries
+ *		Entries of the counter table in use, server-wide.
+ */
+int64
+mq_counter_entries(void)
+{
+	int64		n;
+
+	LWLockAcquire(mq_shared->counter_lock, LW_SHARED);
+	n = (int64) hash_get_num_entries(mq_counters);
+	LWLockRelease(mq_shared->counter_lock);
+	return n;
 }
 
 /*
  * mq_counter_take
- *		Copy out the pending counters of dboid that are not all zero.
- *		Returns the number of entries written to out (at most max).
+ *		Copy out the pending counters of (dboid, epoch) that are not all
+ *		zero.  Returns the number of entries written to out (at most max).
+ *		With stale (may be NULL), also lists in stale and nstale the entries
+ *		that no installation will ever write: of another epoch of dboid, or
+ *		of a database other than dboid (the caller checks that it still
+ *		exists).
  */
 static int
-mq_counter_take(Oid dboid, MqCounter *out, int max)
+mq_counter_take(Oid dboid, Oid epoch, MqCounter *out, int max,
+				MqCounterKey **stale, int *nstale)
 {
-	int			i;
+	HASH_SEQ_STATUS seq;
+	MqCounterEntry *c;
 	int			n = 0;
+	int			maxstale = 0;
 
-	LWLockAcquire(mq_shared->lock, LW_SHARED);
-	for (i = 0; i < MQ_MAX_COUNTERS && n < max; i++)
+	if (stale != NULL)
 	{
-		MqCounterSlot *c = &mq_shared->counters[i];
+		*stale = NULL;
+		*nstale = 0;
+	}
+	LWLockAcquire(mq_shared->counter_lock, LW_SHARED);
+	hash_seq_init(&seq, mq_counters);
+	while ((c = hash_seq_search(&seq)) != NULL)
+	{
 		int			k;
 		bool		zero = true;
 
-		if (c->dboid != dboid)
+		if (c->key.dboid != dboid || c->key.epoch != epoch)
+		{
+			if (stale == NULL)
+				continue;
+			if (*nstale == maxstale)
+			{
+				maxstale = maxstale ? maxstale * 2 : 64;
+				*stale = *stale ? repalloc(*stale, maxstale * sizeof(MqCounterKey))
+					: palloc(maxstale * sizeof(MqCounterKey));
+			}
+			(*stale)[(*nstale)++] = c->key;
+			continue;
+		}
+		if (n == max)
 			continue;
 		out[n].dboid = dboid;
-		out[n].queue_id = c->queue_id;
+		out[n].queue_id = c->key.queue_id;
 		for (k = 0; k < MQ_NCOUNTERS; k++)
 		{
 			out[n].n[k] = (int64) pg_atomic_read_u64(&c->n[k]);
@@ -147,7 +237,7 @@ mq_counter_take(Oid dboid, MqCounter *out, int max)
 		if (!zero)
 			n++;
 	}
-	LWLockRelease(mq_shared->lock);
+	LWLockRelease(mq_shared->counter_lock);
 	return n;
 }
 
@@ -162,10 +252,10 @@ mq_counter_move(int32 queue_id)
 	int			i;
 	MqCounterMove *m;
 	SubTransactionId subid = GetCurrentSubTransactionId();
+	Oid			epoch = mq_epoch();
 
-	/* the current subtransaction's moves are the suffix (see below) */
 	for (i = mq_nmoves - 1; i >= 0 && mq_moves[i].subid == subid; i--)
-		if (mq_moves[i].queue_id == queue_id)
+		if (mq_moves[i].queue_id == queue_id && mq_moves[i].epoch == epoch)
 			return &mq_moves[i];
 	if (mq_nmoves == mq_maxmoves)
 	{
@@ -179,6 +269,7 @@ mq_counter_move(int32 queue_id)
 	m = &mq_moves[mq_nmoves++];
 	memset(m, 0, sizeof(*m));
 	m->queue_id = queue_id;
+	m->epoch = epoch;
 	m->subid = subid;
 	return m;
 }
@@ -195,12 +286,12 @@ mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n)
 
 /*
  * mq_counter_own
- *		This transaction's counter moves so far, one entry per queue, so that
- *		mq.queue_stats shows a transaction its own work.  Returns how many
- *		entries were written to out (at most max).
+ *		This transaction's counter moves so far (of installation epoch), one
+ *		entry per queue, so that mq.queue_stats shows a transaction its own
+ *		work.  Returns how many entries were written to out (at most max).
  */
 static int
-mq_counter_own(MqCounter *out, int max)
+mq_counter_own(Oid epoch, MqCounter *out, int max)
 {
 	int			i;
 	int			j;
@@ -209,6 +300,8 @@ mq_counter_own(MqCounter *out, int max)
 
 	for (i = 0; i < mq_nmoves; i++)
 	{
+		if (mq_moves[i].epoch != epoch)
+			continue;
 		for (j = 0; j < n; j++)
 			if (out[j].queue_id == mq_moves[i].queue_id)
 				break;
@@ -228,6 +321,35 @@ mq_counter_own(MqCounter *out, int max)
 }
 
 /*
+ * mq_counter_free_settled
+ *		Remove this database's entries that are all zero (written out by a
+ *		pass that committed).  Adders hold the lock shared while they find
+ *		and add, so none is halfway through an entry removed here.
+ */
+static void
+mq_counter_free_settled(void)
+{
+	HASH_SEQ_STATUS seq;
+	MqCounterEntry *c;
+
+	LWLockAcquire(mq_shared->counter_lock, LW_EXCLUSIVE);
+	hash_seq_init(&seq, mq_counters);
+	while ((c = hash_seq_search(&seq)) != NULL)
+	{
+		int			k;
+		bool		zero = true;
+
+		if (c->key.dboid != MyDatabaseId)
+			continue;
+		for (k = 0; k < MQ_NCOUNTERS && zero; k++)
+			zero = pg_atomic_read_u64(&c->n[k]) == 0;
+		if (zero)
+			(void) hash_search(mq_counters, &c->key, HASH_REMOVE, NULL);
+	}
+	LWLockRelease(mq_shared->counter_lock);
+}
+
+/*
  * mq_counter_publish
  *		At commit: add the transaction's moves to shared memory.
  */
@@ -236,6 +358,7 @@ mq_counter_publish(void)
 {
 	int			i;
 	int			k;
+	uint64		lost = 0;
 
 	if (mq_shared == NULL)
 		return;
@@ -243,9 +366,15 @@ mq_counter_publish(void)
 		for (k = 0; k < MQ_NCOUNTERS; k++)
 			if (mq_moves[i].n[k] != 0)
 			{
-				mq_counter_add(MyDatabaseId, mq_moves[i].queue_id, mq_moves[i].n);
+				if (!mq_counter_add(MyDatabaseId, mq_moves[i].epoch,
+									mq_moves[i].queue_id, mq_moves[i].n))
+					lost++;
 				break;
 			}
+	if (mq_counter_flushed)
+		mq_counter_free_settled();
+	if (lost > 0)
+		mq_shared_overflow(MQ_BOUND_COUNTERS, lost);
 }
 
 /*
@@ -270,6 +399,7 @@ mq_counter_xact_callback(XactEvent event, void *arg)
 			return;
 	}
 	mq_nmoves = 0;
+	mq_counter_flushed = false;
 }
 
 /*
@@ -311,7 +441,8 @@ mq_counter_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	for (i = first; i < mq_nmoves; i++)
 	{
 		for (j = parent_first; j < keep; j++)
-			if (mq_moves[j].queue_id == mq_moves[i].queue_id)
+			if (mq_moves[j].queue_id == mq_moves[i].queue_id &&
+				mq_moves[j].epoch == mq_moves[i].epoch)
 				break;
 		if (j < keep)
 		{
@@ -341,17 +472,25 @@ mq_counter_init(void)
  * mq_counter_flush
  *		Write the counters kept in shared memory to mq.queue_counter.  The
  *		amounts written are taken out of shared memory when the transaction
- *		commits (as negative moves), so a reader of mq.queue_stats never sees
- *		them twice or not at all; a failed pass loses nothing.  Inside SPI.
+ *		commits (as negative moves), and entries that reach zero are freed
+ *		then, so a reader of mq.queue_stats never sees them twice or not at
+ *		all, a failed pass loses nothing, and the entries of dropped queues
+ *		do not stay.  Entries no installation will write (another epoch of
+ *		this database, or a database that was dropped) are removed.  Takes
+ *		the pass lock.  Inside SPI.
  */
 void
 mq_counter_flush(void)
 {
-	MqCounter  *c = palloc(sizeof(MqCounter) * MQ_FLUSH_BATCH);
+	int			max = Min(mq_max_counters, MQ_FLUSH_BATCH);
+	MqCounter  *c = palloc(sizeof(MqCounter) * max);
+	MqCounterKey *stale;
+	int			nstale;
 	int			n;
 	int			i;
 
-	n = mq_counter_take(MyDatabaseId, c, MQ_FLUSH_BATCH);
+	mq_lock_worker_pass();
+	n = mq_counter_take(MyDatabaseId, mq_epoch(), c, max, &stale, &nstale);
 	for (i = 0; i < n; i++)
 	{
 		Datum		values[1 + MQ_NCOUNTERS];
@@ -364,6 +503,21 @@ mq_counter_flush(void)
 		/* what we wrote leaves shared memory when we commit */
 		for (k = 0; k < MQ_NCOUNTERS; k++)
 			mq_xact_count(c[i].queue_id, (MqCounterKind) k, -c[i].n[k]);
+	}
+	mq_counter_flushed = true;
+
+	/* of the stale entries, keep those of other databases that exist */
+	for (i = 0; i < nstale; i++)
+		if (stale[i].dboid != MyDatabaseId &&
+			SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(stale[i].dboid)))
+			stale[i].dboid = InvalidOid;
+	if (nstale > 0)
+	{
+		LWLockAcquire(mq_shared->counter_lock, LW_EXCLUSIVE);
+		for (i = 0; i < nstale; i++)
+			if (OidIsValid(stale[i].dboid))
+				(void) hash_search(mq_counters, &stale[i], HASH_REMOVE, NULL);
+		LWLockRelease(mq_shared->counter_lock);
 	}
 	pfree(c);
 }
@@ -411,12 +565,14 @@ mq_sql_pending_counters(PG_FUNCTION_ARGS)
 	int			nown;
 	int			i;
 	int			j;
+	Oid			epoch = mq_epoch();
+	int			max = mq_max_counters;
 
-	c = palloc(sizeof(MqCounter) * (MQ_MAX_COUNTERS + MQ_FLUSH_BATCH));
+	c = palloc(sizeof(MqCounter) * (max + mq_nmoves));
 	if (mq_shared != NULL)
-		n = mq_counter_take(MyDatabaseId, c, MQ_MAX_COUNTERS);
+		n = mq_counter_take(MyDatabaseId, epoch, c, max, NULL, NULL);
 	/* plus this transaction's own moves, merged per queue */
-	nown = mq_counter_own(c + n, MQ_FLUSH_BATCH);
+	nown = mq_counter_own(epoch, c + n, mq_nmoves);
 	for (i = n; i < n + nown; i++)
 	{
 		for (j = 0; j < n; j++)

@@ -367,44 +367,6 @@ mq_member_waiting(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(false);
 }
 
-/*
- * The planner settings the statements of fetch and commit are planned
- * under: each finds its rows through a unique index or the segments'
- * (topic_id, partition, offset) index, and nothing else is ever better.
- */
-static const char *const mq_plan_guard_gucs[] = {
-	"enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"
-};
-
-/*
- * mq_plan_guard
- *		Set the planner settings above for the statements that follow (a
- *		plan built or rebuilt meanwhile uses the intended access paths);
- *		returns the GUC nest level to give mq_plan_unguard.
- */
-static int
-mq_plan_guard(void)
-{
-	int			level = NewGUCNestLevel();
-	int			i;
-
-	for (i = 0; i < lengthof(mq_plan_guard_gucs); i++)
-		(void) set_config_option(mq_plan_guard_gucs[i], "off",
-								 PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
-	return level;
-}
-
-/*
- * mq_plan_unguard
- *		Restore the settings mq_plan_guard changed.
- */
-static void
-mq_plan_unguard(int level)
-{
-	AtEOXact_GUC(true, level);
-}
-
 /* topic id -> saved plan of the read; dropped when mq's catalog changes */
 typedef struct MqFetchPlan
 {

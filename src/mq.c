@@ -41,6 +41,7 @@ _PG_init(void)
 							   "An interval, such as '7 days'.",
 							   &mq_process_once_retention, "7 days",
 							   PGC_SUSET, 0, NULL, NULL, NULL);
+	mq_shmem_define_gucs();
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("mq");
 #else

@@ -114,11 +114,8 @@ typedef enum MqLockClass
 	SET_LOCKTAG_ADVISORY((tag), MyDatabaseId, (uint32) (cls), (uint32) (id), \
 						 MQ_LOCKTAG_SPACE)
 
-/* Shared memory sizes */
+/* Shared memory sizes (the others are GUCs: see shmem.c) */
 #define MQ_WAIT_SLOTS 1024
-#define MQ_MAX_COUNTERS 8192
-#define MQ_ABORT_RING 16384
-#define MQ_MAX_DB_WORKERS 64
 
 /* Long-poll waiters of queues hashing here sleep on cv. */
 typedef struct MqWaitSlot
@@ -149,12 +146,6 @@ typedef struct MqDelivery
 	int64		msg_id;
 } MqDelivery;
 
-typedef struct MqAbortEntry
-{
-	Oid			dboid;			/* InvalidOid once consumed */
-	MqDelivery	d;
-} MqAbortEntry;
-
 /* The running totals kept per queue. */
 typedef enum MqCounterKind
 {
@@ -173,14 +164,6 @@ typedef struct MqCounter
 	int64		n[MQ_NCOUNTERS];
 } MqCounter;
 
-/* The same in shared memory: found under mq_shared->lock, added atomically */
-typedef struct MqCounterSlot
-{
-	Oid			dboid;
-	int32		queue_id;
-	pg_atomic_uint64 n[MQ_NCOUNTERS];
-} MqCounterSlot;
-
 /* One per-database worker, as the launcher and the worker see it. */
 typedef struct MqDbWorker
 {
@@ -191,19 +174,31 @@ typedef struct MqDbWorker
 	TimestampTz not_before;		/* don't (re)launch before this */
 } MqDbWorker;
 
+/*
+ * The bounded structures of shared memory, as mq.shared_state shows them:
+ * each has a capacity (a GUC), and what did not fit is counted here (and
+ * logged), never dropped silently.
+ */
+typedef enum MqSharedBound
+{
+	MQ_BOUND_COUNTERS,			/* queues with pending counter moves */
+	MQ_BOUND_ATTEMPTS,			/* messages with uncounted aborted deliveries */
+	MQ_BOUND_DATABASES,			/* databases in the worker registry */
+	MQ_NBOUNDS
+} MqSharedBound;
+
 typedef struct MqShared
 {
-	LWLock	   *lock;			/* counters, abort ring, worker registry */
+	LWLock	   *lock;			/* worker registry, launcher */
+	LWLock	   *counter_lock;	/* the counter table (counter.c) */
+	LWLock	   *attempts_lock;	/* the table of aborted deliveries */
 	MqWaitSlot	wait[MQ_WAIT_SLOTS];
-	uint64		abort_head;
-	uint64		abort_tail;
-	uint64		aborts_lost;
-	MqAbortEntry aborts[MQ_ABORT_RING];
-	uint64		counters_lost;
-	MqCounterSlot counters[MQ_MAX_COUNTERS];
+	pg_atomic_uint64 overflows[MQ_NBOUNDS];	/* what did not fit, by bound */
+	pg_atomic_uint32 nattempts; /* entries of the attempts table */
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
-	MqDbWorker	workers[MQ_MAX_DB_WORKERS];
+	int			max_databases;	/* entries of workers[] */
+	MqDbWorker	workers[FLEXIBLE_ARRAY_MEMBER];
 } MqShared;
 
 extern MqShared *mq_shared;
@@ -211,6 +206,9 @@ extern MqShared *mq_shared;
 /* GUCs */
 extern bool mq_worker_enabled;
 extern int	mq_naptime_ms;
+extern int	mq_max_counters;	/* shmem.c: sizes of shared structures */
+extern int	mq_max_attempts_entries;
+extern int	mq_max_databases;
 
 /*
  * One SQL statement of a hot path.  The plan is prepared and saved on first
@@ -226,8 +224,14 @@ typedef struct MqStmt
 } MqStmt;
 
 /* shmem.c */
+extern void mq_shmem_define_gucs(void);
 extern void mq_shmem_init(void);
 extern void mq_require_shmem(void);
+extern Oid	mq_epoch(void);
+extern void mq_shared_overflow(MqSharedBound bound, uint64 n);
+extern MqDbWorker *mq_worker_slot(Oid dboid, bool create);
+extern void mq_worker_registry_sweep(const Oid *alive, int nalive);
+extern void mq_lock_worker_pass(void);
 extern int32 mq_murmur2_bytes(const unsigned char *data, int len);
 
 /* wait.c */
@@ -248,13 +252,19 @@ extern void mq_xact_launch_on_commit(void);
 extern void mq_xact_relay_on_commit(void);
 
 /* counter.c */
+extern Size mq_counter_shmem_size(void);
+extern void mq_counter_shmem_init(void);
 extern void mq_counter_init(void);
 extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
 extern void mq_counter_flush(void);
+extern int64 mq_counter_entries(void);
 
 /* attempts.c */
+extern Size mq_attempts_shmem_size(void);
+extern void mq_attempts_shmem_init(void);
 extern void mq_attempts_init(void);
 extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
+extern void mq_attempts_deliver(Tuplestorestate *store, int32 queue_id);
 extern uint64 mq_attempts_apply(void);
 
 /* worker.c */
@@ -358,6 +368,10 @@ extern bool mq_acl_become_owner(void);
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);
 extern void mq_stmt_exec(MqStmt *stmt, Datum *values, const char *nulls,
 						 long count);
+extern int	mq_plan_guard(void);
+extern void mq_plan_unguard(int level);
+extern void mq_stmt_exec_guarded(MqStmt *stmt, Datum *values, const char *nulls,
+								 long count);
 extern void mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls,
 								long count);
 extern Tuplestorestate *mq_srf_init(FunctionCallInfo fcinfo,

@@ -9,7 +9,12 @@
  * LOCKED, so concurrent pollers never see the same row and a poll that
  * rolls back (locked mode) leaves the row exactly as it was.  Each
  * statement is a saved plan shared by all queues (the queue is a
- * parameter), so no call parses, plans or reads the catalog.
+ * parameter), so no call parses, plans or reads the catalog; each runs
+ * under mq_stmt_exec_guarded, so its access path does not depend on the
+ * table's statistics.  Every call holds the queue's lock (catalog.c) until
+ * its transaction ends, except a poll attempt that leases nothing, which
+ * is undone with its locks.  The lease's vt is its receipt: ack, extend
+ * (and nack, reject in SQL) given one act only on that lease.
  *
  * Time is the clock at the call (not the transaction start), so a long
  * transaction that polls in a loop keeps seeing messages become ready.
@@ -135,7 +140,7 @@ static MqStmt mq_stmt_pop = {
 static MqStmt mq_stmt_ack = {
 	"DELETE FROM mq.queue_message"
 	" WHERE msg_id OPERATOR(pg_catalog.=) $2"
-	"   AND queue_id OPERATOR(pg_catalog.=) $1",
+	"   AND queue_id OPERATOR(pg_catalog.+) 0 OPERATOR(pg_catalog.=) $1",
 	2, {INT4OID, INT8OID}
 };
 
@@ -143,7 +148,7 @@ static MqStmt mq_stmt_ack = {
 static MqStmt mq_stmt_ack_receipt = {
 	"DELETE FROM mq.queue_message"
 	" WHERE msg_id OPERATOR(pg_catalog.=) $2"
-	"   AND queue_id OPERATOR(pg_catalog.=) $1"
+	"   AND queue_id OPERATOR(pg_catalog.+) 0 OPERATOR(pg_catalog.=) $1"
 	"   AND vt OPERATOR(pg_catalog.=) $3",
 	3, {INT4OID, INT8OID, TIMESTAMPTZOID}
 };
@@ -157,7 +162,7 @@ static MqStmt mq_stmt_ack_batch_receipt = {
 	"DELETE FROM mq.queue_message m"
 	" USING ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3)) AS r(msg_id, vt)"
 	" WHERE m.msg_id OPERATOR(pg_catalog.=) r.msg_id"
-	"   AND m.queue_id OPERATOR(pg_catalog.=) $1"
+	"   AND m.queue_id OPERATOR(pg_catalog.+) 0 OPERATOR(pg_catalog.=) $1"
 	"   AND (r.vt IS NULL OR m.vt OPERATOR(pg_catalog.=) r.vt)",
 	3, {INT4OID, INT8ARRAYOID, TIMESTAMPTZARRAYOID}
 };
@@ -166,7 +171,7 @@ static MqStmt mq_stmt_ack_batch_receipt = {
 static MqStmt mq_stmt_ack_batch = {
 	"DELETE FROM mq.queue_message"
 	" WHERE msg_id OPERATOR(pg_catalog.=) ANY ($2)"
-	"   AND queue_id OPERATOR(pg_catalog.=) $1",
+	"   AND queue_id OPERATOR(pg_catalog.+) 0 OPERATOR(pg_catalog.=) $1",
 	2, {INT4OID, INT8ARRAYOID}
 };
 
@@ -174,7 +179,7 @@ static MqStmt mq_stmt_ack_batch = {
 static MqStmt mq_stmt_extend = {
 	"UPDATE mq.queue_message SET vt = $3"
 	" WHERE msg_id OPERATOR(pg_catalog.=) $2"
-	"   AND queue_id OPERATOR(pg_catalog.=) $1"
+	"   AND queue_id OPERATOR(pg_catalog.+) 0 OPERATOR(pg_catalog.=) $1"
 	" RETURNING vt",
 	3, {INT4OID, INT8OID, TIMESTAMPTZOID}
 };
@@ -183,7 +188,7 @@ static MqStmt mq_stmt_extend = {
 static MqStmt mq_stmt_extend_receipt = {
 	"UPDATE mq.queue_message SET vt = $3"
 	" WHERE msg_id OPERATOR(pg_catalog.=) $2"
-	"   AND queue_id OPERATOR(pg_catalog.=) $1"
+	"   AND queue_id OPERATOR(pg_catalog.+) 0 OPERATOR(pg_catalog.=) $1"
 	"   AND vt OPERATOR(pg_catalog.=) $4"
 	" RETURNING vt",
 	4, {INT4OID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID}
@@ -260,23 +265,13 @@ mq_store_all(Tuplestorestate *store)
 /*
  * mq_deliver_to_store
  *		Copy the rows of SPI_tuptable (mq.message rows) into a set-returning
- *		function's tuplestore, noting each delivery for the transaction.
+ *		function's tuplestore, noting each delivery for the transaction
+ *		(attempts.c: the attempt shown includes deliveries a rollback undid).
  */
 static void
 mq_deliver_to_store(Tuplestorestate *store, int32 queue_id)
 {
-	uint64		i;
-
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		bool		isnull;
-
-		tuplestore_puttuple(store, tup);
-		mq_xact_delivered(queue_id,
-						  DatumGetInt64(SPI_getbinval(tup, SPI_tuptable->tupdesc,
-													  1, &isnull)));
-	}
+	mq_attempts_deliver(store, queue_id);
 }
 
 /*
@@ -578,7 +573,7 @@ mq_poll_once(text *qname, MqQueue *q, int32 max_messages, Interval *vt,
 		values[3] = mq_time_plus(now, vt ? vt : (Interval *) &q->visibility_timeout);
 		values[4] = mq_ttl_cutoff(q, now);
 		values[5] = Int32GetDatum(q->has_dlq ? q->max_attempts : PG_INT32_MAX);
-		mq_stmt_exec(&mq_stmt_poll, values, NULL, 0);
+		mq_stmt_exec_guarded(&mq_stmt_poll, values, NULL, 0);
 		n = SPI_processed;
 		if (n > 0)
 		{
@@ -619,7 +614,7 @@ mq_next_ready(const MqQueue *q, TimestampTz now)
 
 	values[0] = Int32GetDatum(q->queue_id);
 	values[1] = TimestampTzGetDatum(now);
-	mq_stmt_exec(&mq_stmt_next_ready, values, NULL, 1);
+	mq_stmt_exec_guarded(&mq_stmt_next_ready, values, NULL, 1);
 	if (SPI_processed == 0)
 		return DT_NOEND;
 	return DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
@@ -687,7 +682,7 @@ mq_pop(PG_FUNCTION_ARGS)
 	values[1] = TimestampTzGetDatum(now);
 	values[2] = Int32GetDatum(max_messages);
 	values[3] = mq_ttl_cutoff(&q, now);
-	mq_stmt_exec(&mq_stmt_pop, values, NULL, 0);
+	mq_stmt_exec_guarded(&mq_stmt_pop, values, NULL, 0);
 	n = SPI_processed;
 	mq_store_all(store);
 	SPI_finish();
@@ -731,7 +726,7 @@ mq_ack(PG_FUNCTION_ARGS)
 	queue_id = mq_acl_queue_get(qname, MQ_PRIV_RECEIVE)->queue_id;
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = Int64GetDatum(msg_id);
-	mq_stmt_exec(with_receipt ? &mq_stmt_ack_receipt : &mq_stmt_ack,
+	mq_stmt_exec_guarded(with_receipt ? &mq_stmt_ack_receipt : &mq_stmt_ack,
 				 values, NULL, 0);
 	n = SPI_processed;
 	SPI_finish();
@@ -775,7 +770,7 @@ mq_ack_batch(PG_FUNCTION_ARGS)
 	queue_id = mq_acl_queue_get(qname, MQ_PRIV_RECEIVE)->queue_id;
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = PG_GETARG_DATUM(1);
-	mq_stmt_exec(with_receipts ? &mq_stmt_ack_batch_receipt : &mq_stmt_ack_batch,
+	mq_stmt_exec_guarded(with_receipts ? &mq_stmt_ack_batch_receipt : &mq_stmt_ack_batch,
 				 values, NULL, 0);
 	n = SPI_processed;
 	SPI_finish();
@@ -816,7 +811,7 @@ mq_extend(PG_FUNCTION_ARGS)
 	values[0] = Int32GetDatum(queue_id);
 	values[1] = Int64GetDatum(msg_id);
 	values[2] = mq_time_plus(now, vt);
-	mq_stmt_exec(with_receipt ? &mq_stmt_extend_receipt : &mq_stmt_extend,
+	mq_stmt_exec_guarded(with_receipt ? &mq_stmt_extend_receipt : &mq_stmt_extend,
 				 values, NULL, 0);
 	if (SPI_processed > 0)
 		result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,

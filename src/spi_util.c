@@ -10,6 +10,7 @@
 
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
 
@@ -59,6 +60,62 @@ mq_stmt_exec(MqStmt *stmt, Datum *values, const char *nulls, long count)
 	if (rc < 0)
 		elog(ERROR, "mq: SPI_execute_plan failed: %s",
 			 SPI_result_code_string(rc));
+}
+
+/*
+ * The planner settings the hot statements are planned under: each finds
+ * its rows through a unique index, the ready index or a TID list, and
+ * nothing else is ever better, whatever the statistics say (none yet,
+ * stale, or a million rows).  Fixing them at execution (not only at
+ * preparation) holds for every re-plan too: the plan cache re-plans a saved
+ * plan inside SPI_execute_plan whenever the table's statistics change.
+ */
+static const char *const mq_plan_guard_gucs[] = {
+	"enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin"
+};
+
+/*
+ * mq_plan_guard
+ *		Set the planner settings above for the statements that follow (a
+ *		plan built or rebuilt meanwhile uses the intended access paths);
+ *		returns the GUC nest level to give mq_plan_unguard.  An error in
+ *		between restores them with the (sub)transaction's abort.
+ */
+int
+mq_plan_guard(void)
+{
+	int			level = NewGUCNestLevel();
+	int			i;
+
+	for (i = 0; i < lengthof(mq_plan_guard_gucs); i++)
+		(void) set_config_option(mq_plan_guard_gucs[i], "off",
+								 PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/*
+ * mq_plan_unguard
+ *		Restore the settings mq_plan_guard changed.
+ */
+void
+mq_plan_unguard(int level)
+{
+	AtEOXact_GUC(true, level);
+}
+
+/*
+ * mq_stmt_exec_guarded
+ *		mq_stmt_exec under mq_plan_guard: for the hot statements whose
+ *		access path must not depend on the statistics.
+ */
+void
+mq_stmt_exec_guarded(MqStmt *stmt, Datum *values, const char *nulls, long count)
+{
+	int			level = mq_plan_guard();
+
+	mq_stmt_exec(stmt, values, nulls, count);
+	mq_plan_unguard(level);
 }
 
 /*

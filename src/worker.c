@@ -74,34 +74,6 @@ static MqStmt mq_stmt_recount = {
 };
 
 /*
- * mq_worker_slot
- *		The registry slot of dboid, created if create.  Caller holds
- *		mq_shared->lock exclusively.  NULL if absent or full.
- */
-static MqDbWorker *
-mq_worker_slot(Oid dboid, bool create)
-{
-	int			i;
-	MqDbWorker *free_slot = NULL;
-
-	for (i = 0; i < MQ_MAX_DB_WORKERS; i++)
-	{
-		MqDbWorker *w = &mq_shared->workers[i];
-
-		if (w->dboid == dboid)
-			return w;
-		if (w->dboid == InvalidOid && free_slot == NULL)
-			free_slot = w;
-	}
-	if (create && free_slot != NULL)
-	{
-		memset(free_slot, 0, sizeof(*free_slot));
-		free_slot->dboid = dboid;
-	}
-	return create ? free_slot : NULL;
-}
-
-/*
  * mq_worker_wake
  *		Poke the worker of dboid, if it runs.
  */
@@ -290,25 +262,37 @@ mq_launcher_scan(BackgroundWorkerHandle **handles, Oid *handle_db)
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
-	Oid			dbs[MQ_MAX_DB_WORKERS];
+	Oid		   *dbs;
 	int			ndbs = 0;
+	int			maxdbs = 64;
 	int			i;
+	bool		full = false;
 	TimestampTz now = GetCurrentTimestamp();
+
+	dbs = MemoryContextAlloc(TopMemoryContext, maxdbs * sizeof(Oid));
 
 	StartTransactionCommand();
 	rel = table_open(DatabaseRelationId, AccessShareLock);
 	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL &&
-		   ndbs < MQ_MAX_DB_WORKERS)
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 
-		if (db->datallowconn && !db->datistemplate)
-			dbs[ndbs++] = db->oid;
+		if (!db->datallowconn || db->datistemplate)
+			continue;
+		if (ndbs == maxdbs)
+		{
+			maxdbs *= 2;
+			dbs = repalloc(dbs, maxdbs * sizeof(Oid));
+		}
+		dbs[ndbs++] = db->oid;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
+
+	/* the registry slots of dropped databases are free again */
+	mq_worker_registry_sweep(dbs, ndbs);
 
 	for (i = 0; i < ndbs; i++)
 	{
@@ -317,10 +301,10 @@ mq_launcher_scan(BackgroundWorkerHandle **handles, Oid *handle_db)
 		bool		launch = false;
 
 		/* is our previous launch for this database still alive? */
-		for (h = 0; h < MQ_MAX_DB_WORKERS; h++)
+		for (h = 0; h < mq_shared->max_databases; h++)
 			if (handle_db[h] == dbs[i])
 				break;
-		if (h < MQ_MAX_DB_WORKERS && handles[h] != NULL)
+		if (h < mq_shared->max_databases && handles[h] != NULL)
 		{
 			pid_t		pid;
 
@@ -333,6 +317,8 @@ mq_launcher_scan(BackgroundWorkerHandle **handles, Oid *handle_db)
 
 		LWLockAcquire(mq_shared->lock, LW_EXCLUSIVE);
 		w = mq_worker_slot(dbs[i], true);
+		if (w == NULL)
+			full = true;
 		if (w != NULL && w->pid == 0 && now >= w->not_before)
 		{
 			launch = true;
@@ -343,10 +329,10 @@ mq_launcher_scan(BackgroundWorkerHandle **handles, Oid *handle_db)
 		if (!launch)
 			continue;
 
-		for (h = 0; h < MQ_MAX_DB_WORKERS; h++)
+		for (h = 0; h < mq_shared->max_databases; h++)
 			if (handles[h] == NULL)
 				break;
-		if (h == MQ_MAX_DB_WORKERS)
+		if (h == mq_shared->max_databases)
 			break;
 		handles[h] = mq_launch_db_worker(dbs[i]);
 		handle_db[h] = handles[h] ? dbs[i] : InvalidOid;
@@ -360,6 +346,13 @@ mq_launcher_scan(BackgroundWorkerHandle **handles, Oid *handle_db)
 			LWLockRelease(mq_shared->lock);
 		}
 	}
+	if (full)
+		ereport(WARNING,
+				(errmsg("mq: the worker registry is full (%d databases); some databases get no mq worker",
+						mq_shared->max_databases),
+				 errdetail("mq.shared_state counts the databases refused."),
+				 errhint("Raise mq.max_databases (needs a restart).")));
+	pfree(dbs);
 }
 
 /*
@@ -369,11 +362,13 @@ mq_launcher_scan(BackgroundWorkerHandle **handles, Oid *handle_db)
 void
 mq_launcher_main(Datum main_arg)
 {
-	BackgroundWorkerHandle *handles[MQ_MAX_DB_WORKERS];
-	Oid			handle_db[MQ_MAX_DB_WORKERS];
+	BackgroundWorkerHandle **handles;
+	Oid		   *handle_db;
 
-	memset(handles, 0, sizeof(handles));
-	memset(handle_db, 0, sizeof(handle_db));
+	handles = MemoryContextAllocZero(TopMemoryContext,
+									 sizeof(BackgroundWorkerHandle *) * mq_shared->max_databases);
+	handle_db = MemoryContextAllocZero(TopMemoryContext,
+									   sizeof(Oid) * mq_shared->max_databases);
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);

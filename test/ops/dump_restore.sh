@@ -12,6 +12,10 @@
 #   custom   pg_dump -Fc, pg_restore --exit-on-error
 #   plain    pg_dump -Fp, psql -v ON_ERROR_STOP=1
 #   single   pg_dump -Fc, pg_restore --single-transaction --exit-on-error
+#   staged   pg_dump -Fc, pg_restore --exit-on-error in two halves: first
+#            everything but the topics' records, the sequences and the
+#            indexes (what a worker can see during a restore: it must
+#            relay nothing and drop no segment), then the rest
 #
 # Each restore must succeed without an error; the copy must hold what the
 # original held (test/ops/snapshot.sql, compared after both relayed their
@@ -72,7 +76,34 @@ restore_into() {
 	custom) "$MQ_PGBIN/pg_restore" --exit-on-error -d "$db" "$OPS_WORK/src.dump" ;;
 	plain) "${PSQL[@]}" -d "$db" -f "$OPS_WORK/src.sql" >/dev/null ;;
 	single) "$MQ_PGBIN/pg_restore" --single-transaction --exit-on-error -d "$db" "$OPS_WORK/src.dump" ;;
+	staged) restore_staged "$db" ;;
 	esac
+}
+
+# restore_staged DB: a custom-format restore stopped half-way, as a worker
+# can see one: every table's data loaded except the topics' records, and
+# no sequence set yet.  There the relay must move nothing and retention
+# must drop no segment (even one past retention), and the rest of the
+# restore must then succeed.
+restore_staged() {
+	local db=$1 items="TABLE DATA mq topic_record_|SEQUENCE SET|INDEX"
+	"$MQ_PGBIN/pg_restore" -l "$OPS_WORK/src.dump" | grep -v '^;' >"$OPS_WORK/toc.all"
+	grep -Ev "$items" "$OPS_WORK/toc.all" >"$OPS_WORK/toc.first"
+	grep -E "$items" "$OPS_WORK/toc.all" >"$OPS_WORK/toc.rest"
+	"$MQ_PGBIN/pg_restore" --exit-on-error -L "$OPS_WORK/toc.first" -d "$db" "$OPS_WORK/src.dump" || return 1
+	local mid
+	mid=$(PGDATABASE=$db "${PSQL[@]}" -At <<'SQL'
+SELECT mq.relay() AS moved \gset
+SELECT 'outbox ' || count(*) FROM mq.outbox;
+UPDATE mq.segment SET created_at = created_at - interval '3 hours';
+SELECT 'dropped ' || sum(segments_dropped) FROM mq.maintain();
+SELECT pg_sleep(1.5);   -- the worker's passes too
+UPDATE mq.segment SET created_at = created_at + interval '3 hours';
+SELECT 'segments ' || count(*) FROM mq.segment;
+SQL
+)
+	echo $mid >"$OPS_WORK/staged.mid"
+	"$MQ_PGBIN/pg_restore" --exit-on-error -L "$OPS_WORK/toc.rest" -d "$db" "$OPS_WORK/src.dump"
 }
 
 # use_features DB: everything works in the restored copy; prints lines
@@ -81,13 +112,18 @@ use_features() {
 	PGDATABASE=$1 "${PSQL[@]}" -At -f "$MQ_ROOT/test/ops/use.sql"
 }
 
-for way in custom plain single; do
+for way in custom plain single staged; do
 	db=mq_dump_$way
 	if ! restore_into "$db" "$way" >"$OPS_WORK/restore_$way.log" 2>&1; then
 		bad "restore ($way) failed: $(grep -m3 -i error "$OPS_WORK/restore_$way.log" | tr '\n' ' ')"
 		continue
 	fi
 	ok "restore ($way)"
+	if [ $way = staged ]; then
+		check "staged: half-way, the relay moves nothing, retention drops nothing" \
+			"outbox 5 dropped 0 segments $(awk '/^segments /{n += $3} END {print n}' "$OPS_WORK/src.snap")" \
+			"$(cat "$OPS_WORK/staged.mid")"
+	fi
 	PGDATABASE=$db wait_for 10 "SELECT NOT EXISTS (SELECT 1 FROM mq.outbox)" ||
 		bad "$way: the restored outbox did not drain"
 	PGDATABASE=$db "${PSQL[@]}" -f "$SNAP" >"$OPS_WORK/$way.snap" 2>&1
@@ -105,8 +141,8 @@ for way in custom plain single; do
 	fi
 done
 
-for way in custom plain single; do
+for way in custom plain single staged; do
 	"${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS mq_dump_$way" >/dev/null 2>&1
 done
 "${PSQL[@]}" -d postgres -c "DROP DATABASE IF EXISTS $SRC" -c "DROP ROLE IF EXISTS mq_ops_app" >/dev/null 2>&1
-ops_finish "3 restore ways"
+ops_finish "4 restore ways"

@@ -21,7 +21,7 @@ SELECT mq.process_once('billing', 'msg-18');
 -- many inbox keys: a restore loads them (mq.processed) after mq.outbox and
 -- before the queues and topics, which leaves a worker time to act on a
 -- half-loaded copy
-INSERT INTO mq.processed (consumer, message_key) SELECT 'bulk', 'k' || i FROM generate_series(1, 30000) i;
+INSERT INTO mq.processed (consumer, message_key) SELECT 'bulk', 'k' || i FROM generate_series(1, 10000) i;
 
 SELECT mq.create_topic('dr_t', partitions => 3, retention => '1 hour');
 SELECT mq.create_topic('dr_t1');
