@@ -25,7 +25,8 @@ SELECT is((SELECT array_agg(DISTINCT c.relname::text || ':' || a.privilege_type)
               AND (c.relkind <> 'v' OR a.privilege_type <> 'SELECT')),
           NULL, 'the update revoked every privilege on mq''s tables and sequences (views: SELECT only)');
 SELECT ok((SELECT bool_and(has_table_privilege('mq_tap_old', c.oid, 'SELECT')) FROM pg_class c
-            WHERE c.relnamespace = 'mq'::regnamespace AND c.relkind = 'v'), 'the views stay readable');
+            WHERE c.oid IN ('mq.queue_stats'::regclass, 'mq.consumer_lag'::regclass, 'mq.topic_stats'::regclass)),
+          'the views of 0.1.0 stay readable');
 SET LOCAL ROLE mq_tap_old;
 SELECT throws_ok($$SELECT mq.send('up_q', '{}')$$, '42501', NULL,
                  'after the update this session''s role needs an mq grant');
