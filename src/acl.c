@@ -301,6 +301,12 @@ mq_acl_read(Oid owner, int *nrows_out)
 static void
 mq_acl_load(void)
 {
+	/*
+	 * At 0.1.0 (no mq.acl) nothing is cached: ALTER EXTENSION mq UPDATE
+	 * creates the table without an invalidation this backend would see.
+	 */
+	if (mq_acl_loaded && !mq_acl_present)
+		mq_acl_flush();
 	while (!mq_acl_loaded)
 	{
 		uint64		generation = mq_acl_generation;
@@ -388,7 +394,8 @@ mq_acl_role(Oid role)
 		MqAclRole  *entry;
 		bool		found;
 
-		if (mq_acl_loaded && mq_acl_last != NULL && mq_acl_last->role == role)
+		if (mq_acl_loaded && mq_acl_present && mq_acl_last != NULL &&
+			mq_acl_last->role == role)
 			return mq_acl_last;
 		mq_acl_load();
 		entry = hash_search(mq_acl_roles, &role, HASH_FIND, NULL);
@@ -871,7 +878,10 @@ mq_acl_become_owner(void)
  * (the worker, another tenant), a policy likewise, a foreign key into them
  * makes their deletes run the referencing table's actions, and a grant on
  * them bypasses mq's own privileges.  The event trigger mq_guard runs this
- * at the end of each such command and refuses it; the extension's own
+ * at the end of each such command and refuses it (a foreign key or default
+ * privileges only when this command made them: one left from before must
+ * not block unrelated DDL; grants on mq's tables are checked whole, and
+ * the upgrade from 0.1.0 revokes the old ones); the extension's own
  * scripts are exempt, and there it makes sure every internal function it
  * creates is not executable by PUBLIC.
  */
@@ -898,12 +908,15 @@ static const char *mq_guard_sql =
 "  JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) f.conrelid"
 " WHERE f.contype OPERATOR(pg_catalog.=) 'f' AND r.relnamespace OPERATOR(pg_catalog.=) $1"
 "   AND s.relnamespace OPERATOR(pg_catalog.<>) $1"
+"   AND f.conrelid OPERATOR(pg_catalog.=) ANY (SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+"        WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass)"
 " UNION ALL "
 "SELECT 'GRANT', pg_catalog.format('%s to %s', r.oid::pg_catalog.regclass,"
 "       CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END)"
 "  FROM pg_catalog.pg_class r CROSS JOIN LATERAL pg_catalog.aclexplode(r.relacl) a"
 " WHERE r.relnamespace OPERATOR(pg_catalog.=) $1 AND a.grantee OPERATOR(pg_catalog.<>) r.relowner"
-"   AND r.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,m,f}'::pg_catalog.\"char\"[])"
+"   AND r.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,m,f,v}'::pg_catalog.\"char\"[])"
+"   AND (r.relkind OPERATOR(pg_catalog.<>) 'v' OR a.privilege_type OPERATOR(pg_catalog.<>) 'SELECT')"
 "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_init_privs i"
 "                     CROSS JOIN LATERAL pg_catalog.aclexplode(i.initprivs) b"
 "                    WHERE i.objoid OPERATOR(pg_catalog.=) r.oid AND i.objsubid OPERATOR(pg_catalog.=) 0"
@@ -916,7 +929,8 @@ static const char *mq_guard_sql =
 "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_attribute t ON t.attrelid OPERATOR(pg_catalog.=) r.oid"
 "  CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a"
 " WHERE r.relnamespace OPERATOR(pg_catalog.=) $1 AND a.grantee OPERATOR(pg_catalog.<>) r.relowner"
-"   AND r.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,m,f}'::pg_catalog.\"char\"[])"
+"   AND r.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,m,f,v}'::pg_catalog.\"char\"[])"
+"   AND (r.relkind OPERATOR(pg_catalog.<>) 'v' OR a.privilege_type OPERATOR(pg_catalog.<>) 'SELECT')"
 "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_init_privs i"
 "                     CROSS JOIN LATERAL pg_catalog.aclexplode(i.initprivs) b"
 "                    WHERE i.objoid OPERATOR(pg_catalog.=) r.oid AND i.objsubid OPERATOR(pg_catalog.=) t.attnum"
@@ -926,6 +940,8 @@ static const char *mq_guard_sql =
 " UNION ALL "
 "SELECT 'ALTER DEFAULT PRIVILEGES', 'in schema mq'"
 "  FROM pg_catalog.pg_default_acl d WHERE d.defaclnamespace OPERATOR(pg_catalog.=) $1"
+"   AND EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+"                WHERE c.command_tag OPERATOR(pg_catalog.=) 'ALTER DEFAULT PRIVILEGES')"
 " LIMIT 1";
 
 /* during the extension's scripts: internal functions created by this command */
