@@ -879,6 +879,28 @@ BEGIN
 END;
 $$;
 
+-- Outbox rows the relay could not move (an error of the row itself: its
+-- destination, key, payload or routing), set aside with their error so
+-- that the rows behind them go on (mq.relay, doc/design.md "Relay").  The
+-- columns of mq.outbox, then when and why.  Move a row back into mq.outbox
+-- once its cause is fixed.
+CREATE TABLE mq.outbox_dead (
+    seq            bigint PRIMARY KEY,
+    id             uuid NOT NULL,
+    aggregatetype  text NOT NULL,
+    aggregateid    text,
+    type           text,
+    payload        jsonb,
+    headers        jsonb,
+    created_at     timestamptz NOT NULL,
+    failed_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    sqlstate       text NOT NULL,
+    error          text NOT NULL,
+    detail         text
+);
+SELECT pg_catalog.pg_extension_config_dump('mq.outbox_dead', '');
+REVOKE ALL ON TABLE mq.outbox_dead FROM PUBLIC;
+
 -- (end of section: shared state)
 
 --------------------------------------------------------------------------
