@@ -496,6 +496,18 @@ BEGIN
                                   CASE WHEN r.grantee = 0 THEN 'PUBLIC'
                                        ELSE pg_catalog.quote_ident(r.grantee::regrole::text) END);
     END LOOP;
+    -- the views are for reading (their rows are filtered by the reader's
+    -- privileges)
+    FOR r IN
+        SELECT DISTINCT c.oid::regclass AS rel, a.grantee
+          FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE c.relnamespace = 'mq'::regnamespace AND c.relkind = 'v'
+           AND a.grantee <> c.relowner AND a.privilege_type <> 'SELECT'
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON TABLE %s FROM %s',
+                                  r.rel, CASE WHEN r.grantee = 0 THEN 'PUBLIC'
+                                              ELSE pg_catalog.quote_ident(r.grantee::regrole::text) END);
+    END LOOP;
 END;
 $$;
 GRANT INSERT (aggregatetype, aggregateid, type, payload, headers) ON mq.outbox TO PUBLIC;

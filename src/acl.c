@@ -301,6 +301,12 @@ mq_acl_read(Oid owner, int *nrows_out)
 static void
 mq_acl_load(void)
 {
+	/*
+	 * At 0.1.0 (no mq.acl) nothing is cached: ALTER EXTENSION mq UPDATE
+	 * creates the table without an invalidation this backend would see.
+	 */
+	if (mq_acl_loaded && !mq_acl_present)
+		mq_acl_flush();
 	while (!mq_acl_loaded)
 	{
 		uint64		generation = mq_acl_generation;
@@ -388,7 +394,8 @@ mq_acl_role(Oid role)
 		MqAclRole  *entry;
 		bool		found;
 
-		if (mq_acl_loaded && mq_acl_last != NULL && mq_acl_last->role == role)
+		if (mq_acl_loaded && mq_acl_present && mq_acl_last != NULL &&
+			mq_acl_last->role == role)
 			return mq_acl_last;
 		mq_acl_load();
 		entry = hash_search(mq_acl_roles, &role, HASH_FIND, NULL);
@@ -903,7 +910,8 @@ static const char *mq_guard_sql =
 "       CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END)"
 "  FROM pg_catalog.pg_class r CROSS JOIN LATERAL pg_catalog.aclexplode(r.relacl) a"
 " WHERE r.relnamespace OPERATOR(pg_catalog.=) $1 AND a.grantee OPERATOR(pg_catalog.<>) r.relowner"
-"   AND r.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,m,f}'::pg_catalog.\"char\"[])"
+"   AND r.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,m,f,v}'::pg_catalog.\"char\"[])"
+"   AND (r.relkind OPERATOR(pg_catalog.<>) 'v' OR a.privilege_type OPERATOR(pg_catalog.<>) 'SELECT')"
 "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_init_privs i"
 "                     CROSS JOIN LATERAL pg_catalog.aclexplode(i.initprivs) b"
 "                    WHERE i.objoid OPERATOR(pg_catalog.=) r.oid AND i.objsubid OPERATOR(pg_catalog.=) 0"
@@ -916,7 +924,8 @@ static const char *mq_guard_sql =
 "  FROM pg_catalog.pg_class r JOIN pg_catalog.pg_attribute t ON t.attrelid OPERATOR(pg_catalog.=) r.oid"
 "  CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a"
 " WHERE r.relnamespace OPERATOR(pg_catalog.=) $1 AND a.grantee OPERATOR(pg_catalog.<>) r.relowner"
-"   AND r.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,m,f}'::pg_catalog.\"char\"[])"
+"   AND r.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,S,m,f,v}'::pg_catalog.\"char\"[])"
+"   AND (r.relkind OPERATOR(pg_catalog.<>) 'v' OR a.privilege_type OPERATOR(pg_catalog.<>) 'SELECT')"
 "   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_init_privs i"
 "                     CROSS JOIN LATERAL pg_catalog.aclexplode(i.initprivs) b"
 "                    WHERE i.objoid OPERATOR(pg_catalog.=) r.oid AND i.objsubid OPERATOR(pg_catalog.=) t.attnum"

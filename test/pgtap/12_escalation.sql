@@ -35,6 +35,9 @@ SELECT throws_ok($$GRANT UPDATE (payload) ON mq.queue_message TO mq_tap_evil$$, 
                  'a column grant on an mq table is refused');
 SELECT throws_ok($$GRANT USAGE ON SEQUENCE mq.msg_id_seq TO mq_tap_evil$$, '42501', NULL,
                  'a grant on an mq sequence is refused');
+SELECT throws_ok($$GRANT INSERT, TRIGGER ON mq.queue_stats TO mq_tap_evil$$, '42501', NULL,
+                 'a grant on a view beyond SELECT is refused');
+SELECT lives_ok($$GRANT SELECT ON mq.queue_stats TO mq_tap_evil$$, 'SELECT on a view may be granted (its rows are filtered)');
 SELECT throws_ok($$ALTER DEFAULT PRIVILEGES IN SCHEMA mq GRANT SELECT ON TABLES TO mq_tap_evil$$, '42501', NULL,
                  'default privileges in schema mq are refused');
 
