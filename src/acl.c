@@ -878,7 +878,10 @@ mq_acl_become_owner(void)
  * (the worker, another tenant), a policy likewise, a foreign key into them
  * makes their deletes run the referencing table's actions, and a grant on
  * them bypasses mq's own privileges.  The event trigger mq_guard runs this
- * at the end of each such command and refuses it; the extension's own
+ * at the end of each such command and refuses it (a foreign key or default
+ * privileges only when this command made them: one left from before must
+ * not block unrelated DDL; grants on mq's tables are checked whole, and
+ * the upgrade from 0.1.0 revokes the old ones); the extension's own
  * scripts are exempt, and there it makes sure every internal function it
  * creates is not executable by PUBLIC.
  */
@@ -905,6 +908,8 @@ static const char *mq_guard_sql =
 "  JOIN pg_catalog.pg_class s ON s.oid OPERATOR(pg_catalog.=) f.conrelid"
 " WHERE f.contype OPERATOR(pg_catalog.=) 'f' AND r.relnamespace OPERATOR(pg_catalog.=) $1"
 "   AND s.relnamespace OPERATOR(pg_catalog.<>) $1"
+"   AND f.conrelid OPERATOR(pg_catalog.=) ANY (SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+"        WHERE c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass)"
 " UNION ALL "
 "SELECT 'GRANT', pg_catalog.format('%s to %s', r.oid::pg_catalog.regclass,"
 "       CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END)"
@@ -935,6 +940,8 @@ static const char *mq_guard_sql =
 " UNION ALL "
 "SELECT 'ALTER DEFAULT PRIVILEGES', 'in schema mq'"
 "  FROM pg_catalog.pg_default_acl d WHERE d.defaclnamespace OPERATOR(pg_catalog.=) $1"
+"   AND EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c"
+"                WHERE c.command_tag OPERATOR(pg_catalog.=) 'ALTER DEFAULT PRIVILEGES')"
 " LIMIT 1";
 
 /* during the extension's scripts: internal functions created by this command */

@@ -88,6 +88,10 @@ SELECT throws_ok($$CREATE TABLE public.esc_fk (q integer REFERENCES mq.queue (qu
 CREATE TABLE public.esc_fk2 (q integer);
 SELECT throws_ok($$ALTER TABLE public.esc_fk2 ADD FOREIGN KEY (q) REFERENCES mq.queue (queue_id)$$,
                  '42501', NULL, 'so is one added later');
+-- a foreign key made while the guard was lifted does not block other DDL
+ALTER EVENT TRIGGER mq_guard DISABLE;
+CREATE TABLE public.esc_fk3 (q integer REFERENCES mq.queue (queue_id));
+ALTER EVENT TRIGGER mq_guard ENABLE;
 SELECT lives_ok($$CREATE TABLE public.esc_ok (q integer PRIMARY KEY);
                   CREATE TABLE public.esc_ok2 (q integer REFERENCES public.esc_ok)$$,
                 'DDL elsewhere is not affected');
