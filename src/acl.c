@@ -592,16 +592,6 @@ mq_acl_check(char kind, int32 id, const char *name, uint32 priv)
 }
 
 /*
- * mq_acl_check_queue
- *		mq_acl_check for a queue the hot path has looked up.
- */
-void
-mq_acl_check_queue(const MqQueue *q, uint32 priv)
-{
-	mq_acl_check(MQ_KIND_QUEUE, q->queue_id, q->name, priv);
-}
-
-/*
  * mq_acl_dest_lookup
  *		mq_dest_lookup as the extension's owner: the view filters call it as
  *		the querying role, which may read none of mq's catalog.

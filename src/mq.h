@@ -356,7 +356,6 @@ extern char mq_dest_lookup(const char *name, int len, int32 *id);
 #define MQ_PRIV_ALL 0x3f
 
 extern void mq_acl_check(char kind, int32 id, const char *name, uint32 priv);
-extern void mq_acl_check_queue(const MqQueue *q, uint32 priv);
 extern const MqQueue *mq_acl_queue_get(text *queue_name, uint32 priv);
 extern void mq_acl_check_text(char kind, int32 id, text *name, uint32 priv);
 extern void mq_acl_check_name(const char *name, int len, uint32 priv);
