@@ -95,6 +95,17 @@ BEGIN
           FROM b JOIN dk ON dk.aggregatetype = b.aggregatetype
           CROSS JOIN LATERAL mq._route(b.aggregatetype, b.aggregateid, b.headers, true) r
          WHERE dk.kind = 'x'),
+    -- a destination dropped since the publish: the row is set aside, visible
+    gone AS (
+        INSERT INTO mq.outbox_dead (seq, id, aggregatetype, aggregateid, type, payload,
+                                    headers, created_at, sqlstate, error, detail)
+        SELECT b.seq, b.id, b.aggregatetype, b.aggregateid, b.type, b.payload, b.headers,
+               b.created_at, '42704',
+               format('destination "%s" does not exist', b.aggregatetype),
+               'It was dropped after the message was published.'
+          FROM b JOIN dk ON dk.aggregatetype = b.aggregatetype
+         WHERE dk.kind IS NULL
+        RETURNING 1),
     qins AS (
         INSERT INTO mq.queue_message (msg_id, queue_id, vt, enqueued_at, payload, headers)
         SELECT nextval('mq.msg_id_seq'), d.dest_id, clock_timestamp(), clock_timestamp(),
@@ -129,6 +140,7 @@ BEGIN
     del AS (
         DELETE FROM mq.outbox o USING b WHERE o.seq = b.seq RETURNING 1)
     SELECT (SELECT count(*) FROM del) + 0 * (SELECT count(*) FROM qdone) + 0 * (SELECT count(*) FROM tdone)
+           + 0 * (SELECT count(*) FROM gone)
       INTO n;
     RETURN n;
 END;

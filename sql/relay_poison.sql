@@ -35,6 +35,17 @@ INSERT INTO mq.outbox (aggregatetype, aggregateid, type, payload, headers)
 SELECT aggregatetype, aggregateid, type, payload, headers FROM d;
 SELECT mq.relay() >= 0 AS relayed;
 SELECT payload FROM mq.poll('rp_innocent', 10, wait => '5 seconds');
+-- a publish whose destination is dropped before the relay is set aside
+-- too, visible with its reason, never silent
+SELECT mq.create_queue('rp_gone');
+BEGIN;
+SELECT mq.publish('rp_gone', '{"lost": false}') IS NOT NULL AS published;
+SELECT mq.drop_queue('rp_gone');
+COMMIT;
+SELECT mq.relay() >= 0 AS relayed;
+SELECT aggregatetype, payload, sqlstate, error FROM mq.outbox_dead;
+SELECT count(*) AS left_in_outbox FROM mq.outbox;
+DELETE FROM mq.outbox_dead;
 DO $$
 BEGIN
     FOR i IN 0 .. 1000 LOOP
