@@ -95,6 +95,17 @@ BEGIN
           FROM b JOIN dk ON dk.aggregatetype = b.aggregatetype
           CROSS JOIN LATERAL mq._route(b.aggregatetype, b.aggregateid, b.headers, true) r
          WHERE dk.kind = 'x'),
+    -- a destination dropped since the publish: the row is set aside, visible
+    gone AS (
+        INSERT INTO mq.outbox_dead (seq, id, aggregatetype, aggregateid, type, payload,
+                                    headers, created_at, sqlstate, error, detail)
+        SELECT b.seq, b.id, b.aggregatetype, b.aggregateid, b.type, b.payload, b.headers,
+               b.created_at, '42704',
+               format('destination "%s" does not exist', b.aggregatetype),
+               'It was dropped after the message was published.'
+          FROM b JOIN dk ON dk.aggregatetype = b.aggregatetype
+         WHERE dk.kind IS NULL
+        RETURNING 1),
     qins AS (
         INSERT INTO mq.queue_message (msg_id, queue_id, vt, enqueued_at, payload, headers)
         SELECT nextval('mq.msg_id_seq'), d.dest_id, clock_timestamp(), clock_timestamp(),
@@ -129,6 +140,7 @@ BEGIN
     del AS (
         DELETE FROM mq.outbox o USING b WHERE o.seq = b.seq RETURNING 1)
     SELECT (SELECT count(*) FROM del) + 0 * (SELECT count(*) FROM qdone) + 0 * (SELECT count(*) FROM tdone)
+           + 0 * (SELECT count(*) FROM gone)
       INTO n;
     RETURN n;
 END;
@@ -704,6 +716,7 @@ BEGIN
     IF session_timeout <= interval '0' THEN
         RAISE EXCEPTION 'session_timeout must be positive' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM mq._check_interval('session_timeout', session_timeout);
     IF EXISTS (SELECT 1 FROM mq.consumer_group g WHERE g.topic_id = tid AND g.group_name = create_group.group_name) THEN
         RAISE EXCEPTION 'consumer group "%" of topic "%" already exists', group_name, topic_name
             USING ERRCODE = 'duplicate_object';
@@ -828,6 +841,89 @@ REVOKE ALL ON FUNCTION mq._shared_state() FROM PUBLIC;
 
 CREATE VIEW mq.shared_state AS
 SELECT * FROM mq._shared_state();
+
+-- Bounds of every interval an object keeps (retention, message_ttl,
+-- session_timeout, visibility_timeout, retry delays, dedup_window): at most
+-- 100 years, so that no timestamp the worker or a consumer computes from
+-- one (now() - retention, enqueued_at + message_ttl, ...) is ever out of
+-- range.  A bad value is refused at the door (22023) and changes nothing.
+CREATE FUNCTION mq._check_interval(what text, value interval)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF value > interval '100 years' THEN
+        RAISE EXCEPTION '% must be at most 100 years, got %', what, value
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+END;
+$$;
+REVOKE ALL ON FUNCTION mq._check_interval(text, interval) FROM PUBLIC;
+
+-- Checks the policy arguments shared by create_queue and alter_queue.
+CREATE OR REPLACE FUNCTION mq._check_policy(
+    visibility_timeout interval, max_attempts integer, retry_delay interval,
+    retry_delay_max interval, message_ttl interval, dedup_window interval)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF visibility_timeout < interval '0' THEN
+        RAISE EXCEPTION 'visibility_timeout must not be negative, got %', visibility_timeout
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF max_attempts < 1 THEN
+        RAISE EXCEPTION 'max_attempts must be at least 1, got %', max_attempts
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retry_delay < interval '0' OR retry_delay_max < interval '0' THEN
+        RAISE EXCEPTION 'retry_delay and retry_delay_max must not be negative'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF retry_delay_max < retry_delay THEN
+        RAISE EXCEPTION 'retry_delay_max (%) must not be less than retry_delay (%)',
+            retry_delay_max, retry_delay
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF message_ttl <= interval '0' THEN
+        RAISE EXCEPTION 'message_ttl must be positive, got %', message_ttl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF dedup_window < interval '0' OR dedup_window > interval '30 days' THEN
+        RAISE EXCEPTION 'dedup_window must be between 0 and 30 days, got %', dedup_window
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM mq._check_interval('visibility_timeout', visibility_timeout);
+    PERFORM mq._check_interval('retry_delay', retry_delay);
+    PERFORM mq._check_interval('retry_delay_max', retry_delay_max);
+    PERFORM mq._check_interval('message_ttl', message_ttl);
+END;
+$$;
+
+-- Outbox rows the relay could not move (an error of the row itself: its
+-- destination, key, payload or routing), set aside with their error so
+-- that the rows behind them go on (mq.relay, doc/design.md "Relay").  The
+-- columns of mq.outbox, then when and why.  Move a row back into mq.outbox
+-- once its cause is fixed.
+CREATE TABLE mq.outbox_dead (
+    seq            bigint PRIMARY KEY,
+    id             uuid NOT NULL,
+    aggregatetype  text NOT NULL,
+    aggregateid    text,
+    type           text,
+    payload        jsonb,
+    headers        jsonb,
+    created_at     timestamptz NOT NULL,
+    failed_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    sqlstate       text NOT NULL,
+    error          text NOT NULL,
+    detail         text
+);
+SELECT pg_catalog.pg_extension_config_dump('mq.outbox_dead', '');
+REVOKE ALL ON TABLE mq.outbox_dead FROM PUBLIC;
 
 -- (end of section: shared state)
 
@@ -1497,6 +1593,7 @@ BEGIN
         RAISE EXCEPTION 'retention must be positive, got %', retention
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM mq._check_interval('retention', retention);
     -- creators of one name are serialized; 42710 if anything has it
     PERFORM mq._lock_name(topic_name, NULL);
     tid := nextval('mq.topic_id_seq');

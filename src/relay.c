@@ -35,6 +35,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/uuid.h"
+#include "utils/resowner.h"
 
 PG_FUNCTION_INFO_V1(mq_relay);
 
@@ -295,16 +296,35 @@ mq_relay_topics(SPITupleTable *rows, uint64 n, const int32 *dest_id)
 	return true;
 }
 
+/* the head of the outbox: the row the next pass of one row takes */
+static MqStmt mq_stmt_outbox_head = {
+	"SELECT o.seq FROM mq.outbox o ORDER BY o.seq LIMIT 1", 0, {InvalidOid}
+};
+
 /*
- * mq_relay
- *		mq.relay(max_rows) RETURNS bigint: one relay pass in the caller's
- *		transaction; the number of outbox rows it moved.
+ * $1 seq, $2 SQLSTATE, $3 message, $4 detail: set the outbox row aside
+ * with the error that stopped it.
  */
-Datum
-mq_relay(PG_FUNCTION_ARGS)
+static MqStmt mq_stmt_set_aside = {
+	"WITH d AS (DELETE FROM mq.outbox o WHERE o.seq OPERATOR(pg_catalog.=) $1"
+	"           RETURNING o.*)"
+	" INSERT INTO mq.outbox_dead (seq, id, aggregatetype, aggregateid, type,"
+	"                             payload, headers, created_at, sqlstate, error,"
+	"                             detail)"
+	" SELECT d.seq, d.id, d.aggregatetype, d.aggregateid, d.type, d.payload,"
+	"        d.headers, d.created_at, $2, $3, $4 FROM d",
+	4, {INT8OID, TEXTOID, TEXTOID, TEXTOID}
+};
+
+/*
+ * mq_relay_batch
+ *		Move up to max_rows committed outbox rows to their destinations (the
+ *		C path for batches that go to topics only, else the SQL pass).
+ *		Returns the rows moved.
+ */
+static int64
+mq_relay_batch(int32 max_rows)
 {
-	int32		max_rows;
-	LOCKTAG		tag;
 	Datum		arg;
 	SPITupleTable *rows;
 	uint64		n;
@@ -312,23 +332,6 @@ mq_relay(PG_FUNCTION_ARGS)
 	int32	   *dest_id;
 	bool		topics_only = true;
 	int64		moved;
-
-	mq_acl_check(MQ_KIND_ALL, 0, "*", MQ_PRIV_MANAGE);
-	if (XactIsoLevel != XACT_READ_COMMITTED)
-		/* after waiting for the previous pass, we must see what it committed */
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("mq.relay must run in a READ COMMITTED transaction")));
-	if (PG_ARGISNULL(0) || PG_GETARG_INT32(0) < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_rows must be at least 1")));
-	max_rows = PG_GETARG_INT32(0);
-	mq_check_writable("mq.relay()");
-
-	/* passes are serialized: pg_advisory_xact_lock(28017, 2) */
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 28017, 2, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 
 	SPI_connect();
 	arg = Int32GetDatum(max_rows);
@@ -373,5 +376,185 @@ mq_relay(PG_FUNCTION_ARGS)
 	else
 		moved = 0;
 	SPI_finish();
+	return moved;
+}
+
+/*
+ * mq_relay_try
+ *		mq_relay_batch(max_rows) in a subtransaction.  Returns true and sets
+ *		*moved if it succeeded; otherwise rolls the subtransaction back and
+ *		returns false with the error in *edata.
+ */
+static bool
+mq_relay_try(int32 max_rows, int64 *moved, ErrorData **edata)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		*moved = mq_relay_batch(max_rows);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		*edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * mq_relay_row_error
+ *		Is edata an error of one row's contents (its destination, key,
+ *		payload or routing), which relaying it again would raise again?
+ *		Data exceptions, integrity violations, program limits (stack depth),
+ *		errors raised by mq's SQL, and errors of objects (42) other than
+ *		privileges.  Everything else (cancel, shutdown, deadlock,
+ *		serialization, lack of memory or of privilege) is the pass's, not
+ *		the row's: it is raised again.
+ */
+static bool
+mq_relay_row_error(const ErrorData *edata)
+{
+	int			cls = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+		return false;
+	return cls == ERRCODE_DATA_EXCEPTION ||
+		cls == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		cls == ERRCODE_PROGRAM_LIMIT_EXCEEDED ||
+		cls == ERRCODE_PLPGSQL_ERROR ||
+		cls == ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION;
+}
+
+/*
+ * mq_relay_set_aside
+ *		Move outbox row seq to mq.outbox_dead with the error that stopped
+ *		it, and say so.  Returns false if mq.outbox_dead does not exist (a
+ *		database still at 0.1.0).
+ */
+static bool
+mq_relay_set_aside(int64 seq, const ErrorData *edata)
+{
+	Datum		values[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+
+	if (!OidIsValid(get_relname_relid("outbox_dead", get_namespace_oid("mq", false))))
+		return false;
+	SPI_connect();
+	values[0] = Int64GetDatum(seq);
+	values[1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[2] = CStringGetTextDatum(edata->message ? edata->message : "");
+	if (edata->detail)
+		values[3] = CStringGetTextDatum(edata->detail);
+	else
+		nulls[3] = 'n';
+	mq_stmt_exec(&mq_stmt_set_aside, values, nulls, 0);
+	SPI_finish();
+	ereport(WARNING,
+			(errmsg("mq.relay: outbox row " INT64_FORMAT " cannot be relayed; it was moved to mq.outbox_dead", seq),
+			 errdetail("%s (SQLSTATE %s)", edata->message ? edata->message : "",
+					   unpack_sql_state(edata->sqlerrcode)),
+			 errhint("Fix the cause, then move the row back into mq.outbox.")));
+	return true;
+}
+
+/*
+ * mq_relay_head
+ *		seq of the outbox's head row, or -1 if the outbox is empty.
+ */
+static int64
+mq_relay_head(void)
+{
+	int64		seq = -1;
+	bool		isnull;
+
+	SPI_connect();
+	mq_stmt_exec(&mq_stmt_outbox_head, NULL, NULL, 1);
+	if (SPI_processed == 1)
+		seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return seq;
+}
+
+/*
+ * mq_relay
+ *		mq.relay(max_rows) RETURNS bigint: one relay pass in the caller's
+ *		transaction; the number of outbox rows it moved.
+ *
+ * No single row can stop the relay: the batch runs in a subtransaction; if
+ * it fails on a row's contents (mq_relay_row_error), the pass relays the
+ * rows one at a time, each in a subtransaction, and a row that fails alone
+ * is moved to mq.outbox_dead with its error (and a WARNING), so the rows
+ * behind it go on.
+ */
+Datum
+mq_relay(PG_FUNCTION_ARGS)
+{
+	int32		max_rows;
+	LOCKTAG		tag;
+	int64		moved;
+	ErrorData  *edata = NULL;
+
+	mq_acl_check(MQ_KIND_ALL, 0, "*", MQ_PRIV_MANAGE);
+	if (XactIsoLevel != XACT_READ_COMMITTED)
+		/* after waiting for the previous pass, we must see what it committed */
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("mq.relay must run in a READ COMMITTED transaction")));
+	if (PG_ARGISNULL(0) || PG_GETARG_INT32(0) < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_rows must be at least 1")));
+	max_rows = PG_GETARG_INT32(0);
+	mq_check_writable("mq.relay()");
+
+	/* passes are serialized: pg_advisory_xact_lock(28017, 2) */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 28017, 2, 2);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+
+	if (mq_relay_try(max_rows, &moved, &edata))
+		PG_RETURN_INT64(moved);
+	if (!mq_relay_row_error(edata))
+		ReThrowError(edata);
+
+	/* one row at a time: set aside the row that fails alone */
+	moved = 0;
+	while (moved < max_rows)
+	{
+		int64		head = mq_relay_head();
+		int64		one;
+		ErrorData  *rowerr = NULL;
+
+		if (head < 0)
+			break;
+		if (mq_relay_try(1, &one, &rowerr))
+		{
+			if (one == 0)
+				break;
+			moved += one;
+			continue;
+		}
+		if (!mq_relay_row_error(rowerr))
+			ReThrowError(rowerr);
+		/* a row committed ahead of head meanwhile: try again */
+		if (mq_relay_head() != head)
+			continue;
+		if (!mq_relay_set_aside(head, rowerr))
+			ReThrowError(rowerr);
+	}
 	PG_RETURN_INT64(moved);
 }
