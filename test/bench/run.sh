@@ -87,7 +87,7 @@ declare -A RESULT       # "workload:system" -> space-separated msgs/s of every r
 # catalog, whose rows drop_queue deletes), so no run inherits bloat.
 reset_all() {
 	q <<'SQL'
-SELECT count(mq.drop_queue(queue_name)) FROM mq.queue;
+SELECT count(mq.drop_queue(queue_name)) FROM mq.queue WHERE dlq_owner_id IS NULL;  -- a DLQ goes with its queue
 DO $$
 DECLARE
     t regclass;
