@@ -92,13 +92,9 @@ SELECT 'topic audit', payload FROM mq.fetch('audit', 'auditors', 10, wait => '5 
 SELECT queue_name, ready, in_flight, delayed, total_sent, total_dead FROM mq.queue_stats ORDER BY 1;
 SELECT topic_name, group_name, partition, committed_offset, end_offset, lag FROM mq.consumer_lag ORDER BY 1, 2, 3;
 SELECT topic_name, partition, start_offset, end_offset, records FROM mq.topic_stats ORDER BY 1, 2;
-SELECT EXISTS (SELECT 1 FROM pg_views WHERE schemaname = 'mq' AND viewname = 'worker_status') AS has_worker_status \gset
-\if :has_worker_status
-SELECT * FROM mq.worker_status;
-\else
-SELECT datname, pid, backend_type, state, backend_start FROM pg_stat_activity
- WHERE backend_type = 'mq worker' AND datname = current_database();
-\endif
+SELECT database, state, passes, failed_passes, rows_relayed, last_error,
+       outbox_backlog, outbox_oldest_age
+  FROM mq.worker_status WHERE database = current_database();
 
 -- the walkthrough did what it showed
 DO $$
