@@ -315,7 +315,6 @@ mq_acl_load(void)
 		Oid			nsp;
 		MqAclRow   *rows = NULL;
 		int			nrows = 0;
-		HASHCTL		ctl;
 		MemoryContext cxt;
 
 		if (!mq_acl_callbacks)
@@ -354,18 +353,10 @@ mq_acl_load(void)
 		if (rows != NULL)
 			pfree(rows);
 
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(MqAclRole);
-		ctl.hcxt = cxt;
-		mq_acl_roles = hash_create("mq acl roles", 16, &ctl,
-								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(MqAclKey);
-		ctl.entrysize = sizeof(MqAclObject);
-		ctl.hcxt = cxt;
-		mq_acl_objects = hash_create("mq acl objects", 64, &ctl,
-									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		mq_acl_roles = mq_hash_create("mq acl roles", sizeof(Oid),
+									  sizeof(MqAclRole), 16, cxt);
+		mq_acl_objects = mq_hash_create("mq acl objects", sizeof(MqAclKey),
+										sizeof(MqAclObject), 64, cxt);
 		mq_acl_cxt = cxt;
 		mq_acl_owner = owner;
 		mq_acl_relid = relid;

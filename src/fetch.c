@@ -236,8 +236,6 @@ mq_fence_get(text *topic, text *group, int32 partition, bool create)
 		return NULL;
 	if (mq_fences == NULL)
 	{
-		HASHCTL		ctl;
-
 		if (!create)
 			return NULL;
 		if (!mq_fence_callbacks)
@@ -246,12 +244,8 @@ mq_fence_get(text *topic, text *group, int32 partition, bool create)
 			RegisterSubXactCallback(mq_fence_subxact_callback, NULL);
 			mq_fence_callbacks = true;
 		}
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(MqFenceKey);
-		ctl.entrysize = sizeof(MqFence);
-		ctl.hcxt = TopTransactionContext;
-		mq_fences = hash_create("mq offset fences", 16, &ctl,
-								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		mq_fences = mq_hash_create("mq offset fences", sizeof(MqFenceKey),
+								   sizeof(MqFence), 16, TopTransactionContext);
 	}
 	memset(&key, 0, sizeof(key));
 	memcpy(key.topic, VARDATA_ANY(topic), VARSIZE_ANY_EXHDR(topic));
@@ -402,14 +396,9 @@ mq_fetch_plan(int32 topic_id)
 	}
 	if (mq_fetch_plans == NULL)
 	{
-		HASHCTL		ctl;
-
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(int32);
-		ctl.entrysize = sizeof(MqFetchPlan);
-		ctl.hcxt = TopMemoryContext;
-		mq_fetch_plans = hash_create("mq fetch plans", 16, &ctl,
-									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		mq_fetch_plans = mq_hash_create("mq fetch plans", sizeof(int32),
+										sizeof(MqFetchPlan), 16,
+										TopMemoryContext);
 		mq_fetch_plans_generation = mq_catalog_generation;
 	}
 	entry = hash_search(mq_fetch_plans, &topic_id, HASH_FIND, NULL);

@@ -3,13 +3,18 @@
  * mq.h
  *	  Declarations shared by the source files of the mq extension.
  *
- * mq keeps queues in ordinary tables of the "mq" schema and reaches them
- * through SPI plans that are prepared once per backend.  This header names
- * the pieces each file owns:
+ * mq keeps queues in ordinary tables of the "mq" schema; it writes rows
+ * directly through the table AM and reads them through SPI plans prepared
+ * once per backend.  This header names the pieces each file owns:
  *
  *	  mq.c		 module entry point (_PG_init), GUCs, the preload check
- *	  catalog.c	 queue names: validation and the per-backend queue cache
- *	  queue.c	 send, send_batch, poll (incl. long poll), pop, ack, extend
+ *	  catalog.c	 object names, the per-backend caches of queues and
+ *				 destinations, the lock protocol of queues/topics/exchanges
+ *	  queue.c	 send, send_batch, poll (incl. long poll), pop, ack,
+ *				 extend, receipts
+ *	  direct.c	 rows inserted without SPI (table AM + index routines)
+ *	  relay.c	 mq.relay: one outbox relay pass, C fast path for topics,
+ *				 poison rows set aside in mq.outbox_dead
  *	  xact.c	 wake-ups and worker pokes a transaction owes at commit
  *	  counter.c	 per-queue counters: backend moves, shared slots, flush
  *	  attempts.c attempts of deliveries undone by a rollback
@@ -22,7 +27,9 @@
  *	  outbox.c	 publish, publish_batch, the outbox triggers, per-key
  *				 locks, the publish buffer
  *	  fetch.c	 fetch and commit of consumer groups
- *	  spi_util.c saved SPI plans and set-returning-function helpers
+ *	  spi_util.c saved SPI plans (incl. the planner-settings guard and
+ *				 latest-snapshot reads), set-returning-function helpers,
+ *				 shared argument checks
  *	  acl.c		 privileges: the grant cache and checks, the worker's role,
  *				 the guard that keeps user code off mq's tables
  *
@@ -428,6 +435,9 @@ extern void mq_stmt_exec_guarded(MqStmt *stmt, Datum *values, const char *nulls,
 								 long count);
 extern void mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls,
 								long count);
+extern struct HTAB *mq_hash_create(const char *what, Size keysize,
+								   Size entrysize, long nelem,
+								   MemoryContext cxt);
 extern Tuplestorestate *mq_srf_init(FunctionCallInfo fcinfo,
 									TupleDesc *tupdesc);
 

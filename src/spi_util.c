@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * spi_util.c
- *	  Saved SPI plans, set-returning-function plumbing and the argument
- *	  checks that every SQL-callable function of mq shares.
+ *	  Saved SPI plans (executed as they are, under the planner-settings
+ *	  guard of the hot statements, or with the latest snapshot),
+ *	  set-returning-function plumbing and the argument checks that every
+ *	  SQL-callable function of mq shares.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,6 +12,7 @@
 
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
 #include "utils/tuplestore.h"
@@ -136,6 +139,24 @@ mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls, long count)
 	if (rc < 0)
 		elog(ERROR, "mq: SPI_execute_snapshot failed: %s",
 			 SPI_result_code_string(rc));
+}
+
+/*
+ * mq_hash_create
+ *		A backend-local hash table with fixed-size binary keys, allocated in
+ *		cxt (so it goes away with that context).
+ */
+HTAB *
+mq_hash_create(const char *what, Size keysize, Size entrysize, long nelem,
+			   MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = cxt;
+	return hash_create(what, nelem, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 }
 
 /*
