@@ -84,6 +84,15 @@ typedef struct MqQueue
  */
 #define MQ_LOCKTAG_SPACE 0x6d71
 
+/*
+ * The relay lock still lives in the user advisory-lock space, because the
+ * SQL relay and segment maintenance of 0.1.0 and 0.2.0 take it as
+ * pg_advisory_xact_lock(28017, 2) and every relay pass must agree with
+ * them; it moves to MQ_LOCK_RELAY together with those functions.
+ */
+#define MQ_RELAY_ADVISORY_KEY1 28017
+#define MQ_RELAY_ADVISORY_KEY2 2
+
 typedef enum MqLockClass
 {
 	MQ_LOCK_WORKER_PASS = 1,	/* one maintenance pass per database */

@@ -522,8 +522,9 @@ mq_relay(PG_FUNCTION_ARGS)
 	max_rows = PG_GETARG_INT32(0);
 	mq_check_writable("mq.relay()");
 
-	/* passes are serialized: pg_advisory_xact_lock(28017, 2) */
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 28017, 2, 2);
+	/* passes are serialized: pg_advisory_xact_lock(28017, 2) in SQL */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, MQ_RELAY_ADVISORY_KEY1,
+						 MQ_RELAY_ADVISORY_KEY2, 2);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 
 	if (mq_relay_try(max_rows, &moved, &edata))
