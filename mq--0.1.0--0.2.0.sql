@@ -811,14 +811,27 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    d record;
+    d       record;
+    sources integer[];
+    depth   integer;
 BEGIN
     PERFORM mq._acl_check(exchange_name, 'manage');
     SELECT * INTO d FROM mq._kind_of(destination);
+    -- the binding may be the shortest way somewhere (54000)
+    IF d.kind = 'x' THEN
+        sources := mq._route_sources(mq._exchange_id(exchange_name));
+        depth := mq._check_route_depth(sources);
+    END IF;
     DELETE FROM mq.binding b
      WHERE b.exchange_id = mq._exchange_id(exchange_name) AND b.dest_kind = d.kind
        AND b.dest_id = d.id AND b.binding_key = unbind.binding_key;
-    RETURN FOUND;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF d.kind = 'x' THEN
+        PERFORM mq._check_route_depth(sources, depth);
+    END IF;
+    RETURN true;
 END;
 $$;
 
@@ -924,6 +937,175 @@ CREATE TABLE mq.outbox_dead (
 );
 SELECT pg_catalog.pg_extension_config_dump('mq.outbox_dead', '');
 REVOKE ALL ON TABLE mq.outbox_dead FROM PUBLIC;
+
+--- routing: each exchange visited once per message, routes of bounded depth
+
+-- Does a binding of an exchange of type match a message with key and
+-- headers?  fanout: always; direct: the binding key is the key ('' for
+-- none); topic: the pattern matches the key; headers: the arguments match.
+CREATE FUNCTION mq._binding_matches(type text, binding_key text, arguments jsonb,
+                                    key text, headers jsonb)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE type
+               WHEN 'fanout' THEN true
+               WHEN 'direct' THEN binding_key = coalesce(key, '')
+               WHEN 'topic' THEN mq._topic_match(binding_key, key)
+               WHEN 'headers' THEN mq._headers_match(arguments, headers)
+               ELSE false END
+$$;
+REVOKE ALL ON FUNCTION mq._binding_matches(text, text, jsonb, text, jsonb) FROM PUBLIC;
+
+-- Where a message sent to destination ends up: its distinct final
+-- destinations, queues ('q') and topics ('t').  One breadth-first walk of
+-- the exchange graph per message with one visited set for the whole
+-- message (the recursive query's UNION): each exchange the message
+-- reaches is visited once, however many ways lead to it (diamonds) and
+-- whether or not a cycle leads back to it, so the work is linear in the
+-- bindings of the exchanges reached, and nothing recurses on the stack.
+-- An exchange routes a message when at least one of its bindings matches
+-- it, whatever the binding leads to (an exchange that routes it no
+-- further, or one already visited): as in RabbitMQ.  An exchange that
+-- routes nothing passes the message to its alternate exchange, if it has
+-- one (visited once too), else, with count_drops, counts it as dropped
+-- (mq.exchange.dropped, once per message).  (0.1.0's mq._route_id walked
+-- every path, with a visited set per path.)
+CREATE OR REPLACE FUNCTION mq._route(destination text, key text, headers jsonb, count_drops boolean)
+RETURNS TABLE (dest_kind "char", dest_id integer)
+LANGUAGE plpgsql VOLATILE
+ROWS 2
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    RETURN QUERY
+    WITH RECURSIVE reached(kind, id) AS (
+        SELECT d.kind, d.id FROM mq._kind_of(destination) d WHERE d.kind IS NOT NULL
+        UNION
+        SELECT n.kind, n.id
+          FROM reached r
+          JOIN mq.exchange x ON r.kind = 'x'
+                            AND x.exchange_id = r.id
+         CROSS JOIN LATERAL (
+             SELECT b.dest_kind, b.dest_id
+               FROM mq.binding b
+              WHERE b.exchange_id = x.exchange_id
+                AND mq._binding_matches(x.type, b.binding_key, b.arguments, key, headers)
+             UNION ALL
+             SELECT 'x'::"char", x.alternate_exchange_id
+              WHERE x.alternate_exchange_id IS NOT NULL
+                AND NOT EXISTS (
+                    SELECT 1 FROM mq.binding b
+                     WHERE b.exchange_id = x.exchange_id
+                       AND mq._binding_matches(x.type, b.binding_key, b.arguments, key, headers))
+         ) n(kind, id)),
+    dropped AS (
+        UPDATE mq.exchange e SET dropped = e.dropped + 1
+          FROM reached r
+         WHERE count_drops
+           AND r.kind = 'x' AND e.exchange_id = r.id
+           AND e.alternate_exchange_id IS NULL
+           AND NOT EXISTS (
+               SELECT 1 FROM mq.binding b
+                WHERE b.exchange_id = e.exchange_id
+                  AND mq._binding_matches(e.type, b.binding_key, b.arguments, key, headers)))
+    SELECT DISTINCT r.kind, r.id FROM reached r WHERE r.kind <> 'x';
+END;
+$$;
+DROP FUNCTION mq._route_id("char", integer, text, jsonb, integer[], boolean);
+
+-- The edges of the exchange graph: bindings to exchanges, and alternate
+-- exchanges (a message can take either).
+CREATE FUNCTION mq._exchange_edges()
+RETURNS TABLE (from_id integer, to_id integer)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT b.exchange_id, b.dest_id FROM mq.binding b WHERE b.dest_kind = 'x'
+    UNION ALL
+    SELECT x.exchange_id, x.alternate_exchange_id FROM mq.exchange x
+     WHERE x.alternate_exchange_id IS NOT NULL
+$$;
+REVOKE ALL ON FUNCTION mq._exchange_edges() FROM PUBLIC;
+
+-- The exchanges from which a message can reach exchange xid, xid included.
+CREATE FUNCTION mq._route_sources(xid integer)
+RETURNS integer[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE s(id) AS (
+        SELECT xid
+        UNION
+        SELECT e.from_id FROM s JOIN mq._exchange_edges() e ON e.to_id = s.id)
+    SELECT array_agg(s.id) FROM s
+$$;
+REVOKE ALL ON FUNCTION mq._route_sources(integer) FROM PUBLIC;
+
+-- The bound on the depth of routes (doc/reference.md, "Exchanges"): a
+-- message published to any exchange reaches every exchange it can reach
+-- within max_depth exchanges, the first one included, along the shortest
+-- way (which is where routing visits each exchange).  Returns the depth of
+-- the routes from sources: the most exchanges a message published to one
+-- of them passes through to reach one, max_depth + 1 for anything deeper.
+-- With before (the depth before a change of the graph: a binding to an
+-- exchange, an alternate exchange, an unbind or a dropped exchange, which
+-- can remove a shorter way), refuses with 54000 a change that takes the
+-- routes from sources from within the bound to beyond it.  (A graph that
+-- was deeper before, which only an installation of 0.1.0 can hold, is
+-- let be: it can be cut down, and routing does not depend on the bound.)
+-- Breadth first from all of sources at once, one step per statement, each
+-- (source, exchange) pair once: at most max_depth steps of a scan of the
+-- edges each.
+CREATE FUNCTION mq._check_route_depth(sources integer[], before integer DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    max_depth CONSTANT integer := 64;
+    -- (source, exchange) pairs as source << 32 | exchange
+    seen     bigint[];
+    frontier bigint[];
+    depth    integer := 0;
+    src_name text;
+    far_name text;
+BEGIN
+    frontier := ARRAY(SELECT DISTINCT (s::bigint << 32) | s
+                        FROM unnest(sources) s
+                        JOIN mq.exchange x ON x.exchange_id = s);
+    seen := '{}';
+    WHILE cardinality(frontier) > 0 LOOP
+        -- frontier: the exchanges first reached at depth + 1
+        depth := depth + 1;
+        EXIT WHEN depth > max_depth;
+        seen := seen || frontier;
+        frontier := ARRAY(
+            SELECT (f >> 32 << 32) | e.to_id
+              FROM unnest(frontier) f
+              JOIN mq._exchange_edges() e ON e.from_id = (f & 4294967295)::integer
+            EXCEPT
+            SELECT unnest(seen)
+            ORDER BY 1);
+    END LOOP;
+    IF depth > max_depth AND depth > coalesce(before, depth) THEN
+        SELECT x.exchange_name INTO src_name FROM mq.exchange x
+         WHERE x.exchange_id = (frontier[1] >> 32)::integer;
+        SELECT x.exchange_name INTO far_name FROM mq.exchange x
+         WHERE x.exchange_id = (frontier[1] & 4294967295)::integer;
+        RAISE EXCEPTION 'a message published to exchange "%" would pass through more than % exchanges',
+            src_name, max_depth
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = format('Exchange "%s" would be %s exchanges away from it.', far_name, depth),
+                  HINT = format('Routes through exchanges (bindings to exchanges and alternate exchanges) are limited to %s exchanges; bind to an exchange nearer the start.', max_depth);
+    END IF;
+    RETURN depth;
+END;
+$$;
+REVOKE ALL ON FUNCTION mq._check_route_depth(integer[], integer) FROM PUBLIC;
 
 -- (end of section: shared state)
 
@@ -1655,6 +1837,7 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     alt integer;
+    xid integer;
 BEGIN
     PERFORM mq._acl_check('*', 'create');
     IF alternate_exchange IS NOT NULL THEN PERFORM mq._acl_check(alternate_exchange, 'publish'); END IF;
@@ -1676,7 +1859,12 @@ BEGIN
         END IF;
     END IF;
     INSERT INTO mq.exchange (exchange_id, exchange_name, type, alternate_exchange_id)
-    VALUES (nextval('mq.exchange_id_seq'), exchange_name, type, alt);
+    VALUES (nextval('mq.exchange_id_seq'), exchange_name, type, alt)
+    RETURNING exchange_id INTO xid;
+    -- the alternate exchange is an edge: routes within the depth bound (54000)
+    IF alt IS NOT NULL THEN
+        PERFORM mq._check_route_depth(ARRAY[xid], 0);
+    END IF;
     PERFORM mq._invalidate_queue_cache();
 END;
 $$;
@@ -1689,7 +1877,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    xid integer;
+    xid     integer;
+    sources integer[];
+    depth   integer;
 BEGIN
     PERFORM mq._acl_check(exchange_name, 'manage');
     IF exchange_name IS NULL THEN
@@ -1700,9 +1890,13 @@ BEGIN
     IF xid IS NULL THEN
         RETURN false;
     END IF;
+    sources := array_remove(mq._route_sources(xid), xid);
+    depth := mq._check_route_depth(sources);
     DELETE FROM mq.exchange x WHERE x.exchange_id = xid;
     DELETE FROM mq.binding b WHERE b.exchange_id = xid OR (b.dest_kind = 'x' AND b.dest_id = xid);
     UPDATE mq.exchange x SET alternate_exchange_id = NULL WHERE x.alternate_exchange_id = xid;
+    -- a way through it may have been the shortest to somewhere (54000)
+    PERFORM mq._check_route_depth(sources, depth);
     PERFORM mq._invalidate_queue_cache();
     RETURN true;
 END;
@@ -1717,8 +1911,10 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
-    xid integer := mq._exchange_id(exchange_name);
-    d   record;
+    xid     integer := mq._exchange_id(exchange_name);
+    d       record;
+    sources integer[];
+    depth   integer;
 BEGIN
     PERFORM mq._acl_check(exchange_name, 'manage');
     PERFORM mq._acl_check(destination, 'publish');
@@ -1740,10 +1936,18 @@ BEGIN
     IF arguments ? 'x-match' AND arguments->>'x-match' NOT IN ('all', 'any') THEN
         RAISE EXCEPTION 'x-match must be "all" or "any"' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    -- routes through a new edge must stay within the depth bound (54000)
+    IF d.kind = 'x' THEN
+        sources := mq._route_sources(xid);
+        depth := mq._check_route_depth(sources);
+    END IF;
     INSERT INTO mq.binding (exchange_id, dest_kind, dest_id, binding_key, arguments)
     VALUES (xid, d.kind, d.id, binding_key, arguments)
     ON CONFLICT ON CONSTRAINT binding_pkey
     DO UPDATE SET arguments = excluded.arguments;
+    IF d.kind = 'x' THEN
+        PERFORM mq._check_route_depth(sources, depth);
+    END IF;
 END;
 $$;
 
