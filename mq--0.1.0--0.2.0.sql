@@ -119,7 +119,7 @@ BEGIN
     tp AS (
         SELECT d.*, t.current_seg,
                CASE WHEN d.aggregateid IS NULL THEN (d.seq % t.partitions)::integer
-                         ELSE (mq.murmur2(convert_to(d.aggregateid, 'UTF8')) & 2147483647) % t.partitions
+                         ELSE (mq.murmur2(mq._key_bytes(d.aggregateid)) & 2147483647) % t.partitions
                     END AS part
           FROM d JOIN mq.topic t ON t.topic_id = d.dest_id
          WHERE d.dest_kind = 't'),
@@ -937,6 +937,20 @@ CREATE TABLE mq.outbox_dead (
 );
 SELECT pg_catalog.pg_extension_config_dump('mq.outbox_dead', '');
 REVOKE ALL ON TABLE mq.outbox_dead FROM PUBLIC;
+
+-- The bytes of a key that choose its partition (Kafka's murmur2 of them):
+-- its UTF-8 bytes; in a SQL_ASCII database, which stores whatever bytes
+-- the client sent and cannot convert them, the bytes as stored.  (0.1.0
+-- converted to UTF-8 there too, and a key that was no UTF-8 failed every
+-- relay pass.)  The C relay does the same (src/relay.c).
+CREATE FUNCTION mq._key_bytes(key text)
+RETURNS bytea
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT convert_to(key, CASE WHEN getdatabaseencoding() = 'SQL_ASCII' THEN 'SQL_ASCII' ELSE 'UTF8' END)
+$$;
+REVOKE ALL ON FUNCTION mq._key_bytes(text) FROM PUBLIC;
 
 --- routing: each exchange visited once per message, routes of bounded depth
 

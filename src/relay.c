@@ -102,8 +102,12 @@ typedef struct MqRelayTopic
 /*
  * mq_relay_partition
  *		The partition of a record with key (NULL: none) and outbox seq, as
- *		the SQL relay chooses it: Kafka's murmur2 of the key's UTF-8 bytes,
- *		or seq modulo the partition count without a key.
+ *		the SQL relay chooses it (mq._key_bytes): Kafka's murmur2 of the
+ *		key's UTF-8 bytes, or seq modulo the partition count without a key.
+ *		In a SQL_ASCII database a key's bytes are all the server knows of
+ *		it (any byte but 0 is accepted), so they are hashed as they are:
+ *		UTF-8 keys get the partition they get elsewhere, and other bytes
+ *		cannot fail a conversion.
  */
 static int32
 mq_relay_partition(text *key, int64 seq, int32 partitions)
@@ -115,7 +119,10 @@ mq_relay_partition(text *key, int64 seq, int32 partitions)
 	if (key == NULL)
 		return (int32) (seq % partitions);
 	len = VARSIZE_ANY_EXHDR(key);
-	bytes = pg_server_to_any(VARDATA_ANY(key), len, PG_UTF8);
+	if (GetDatabaseEncoding() == PG_SQL_ASCII)
+		bytes = VARDATA_ANY(key);
+	else
+		bytes = pg_server_to_any(VARDATA_ANY(key), len, PG_UTF8);
 	if (bytes != VARDATA_ANY(key))
 		len = strlen(bytes);
 	h = mq_murmur2_bytes((const unsigned char *) bytes, len);
