@@ -11,6 +11,16 @@
 -- Operations: dump/restore, sequences and segments dumped, restore safety
 --------------------------------------------------------------------------
 
+-- The relay lock is mq's own (MQ_LOCK_RELAY, src/mq.h), no longer the
+-- user advisory lock (28017, 2) of 0.1.0, so a session holding that one
+-- cannot stop relaying and segment maintenance.  The relay and
+-- mq._maintain_segments take it with mq._lock_relay().  A pass that found
+-- 0.1.0 takes the advisory lock (src/relay.c, mq_relay_lock); this update
+-- holds it until it commits, so such a pass either ends before the update
+-- or waits for it and then takes the new lock too: no pass of the old lock
+-- runs next to one of the new.
+SELECT pg_catalog.pg_advisory_xact_lock(28017, 2);
+
 -- pg_dump dumps the rows of these tables and the values of these
 -- sequences.  Without them a restored copy hands out topic, group,
 -- exchange, segment and outbox ids that the restored rows already hold
@@ -47,6 +57,13 @@ BEGIN
 END;
 $$;
 
+-- Takes the relay lock until the end of the transaction.
+CREATE FUNCTION mq._lock_relay()
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_sql_lock_relay';
+REVOKE ALL ON FUNCTION mq._lock_relay() FROM PUBLIC;
+
 -- A restore loads table data in name order, so mq.outbox comes before the
 -- queues, topics and exchanges its rows are addressed to, and every
 -- sequence is set only after all table data.  Restored outbox rows
@@ -76,7 +93,7 @@ BEGIN
     IF max_rows IS NULL OR max_rows < 1 THEN
         RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    PERFORM pg_advisory_xact_lock(28017, 2);
+    PERFORM mq._lock_relay();
     WITH b AS MATERIALIZED (
         SELECT o.* FROM mq.outbox o
          WHERE o.seq <= (SELECT COALESCE(pg_sequence_last_value('mq.outbox_seq'), 0))
@@ -165,7 +182,7 @@ DECLARE
     span  interval;
     n     integer := 0;
 BEGIN
-    PERFORM pg_advisory_xact_lock(28017, 2);
+    PERFORM mq._lock_relay();
     -- A restore that has loaded mq.segment but not yet set mq.segment_seq
     -- (pg_dump sets sequences after all table data) may not have loaded
     -- the segments' records either: change nothing until it has.

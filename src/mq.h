@@ -85,13 +85,15 @@ typedef struct MqQueue
 #define MQ_LOCKTAG_SPACE 0x6d71
 
 /*
- * The relay lock still lives in the user advisory-lock space, because the
- * SQL relay and segment maintenance of 0.1.0 and 0.2.0 take it as
- * pg_advisory_xact_lock(28017, 2) and every relay pass must agree with
- * them; it moves to MQ_LOCK_RELAY together with those functions.
+ * The relay lock of a database still at 0.1.0: its SQL relay and segment
+ * maintenance take pg_advisory_xact_lock(28017, 2), in the user
+ * advisory-lock space, and every relay pass must agree with the installed
+ * SQL.  From 0.2.0 on they take MQ_LOCK_RELAY (mq._lock_relay()), so a
+ * user's advisory lock cannot stop the relay.  See mq_relay_lock (relay.c).
  */
 #define MQ_RELAY_ADVISORY_KEY1 28017
 #define MQ_RELAY_ADVISORY_KEY2 2
+#define MQ_RELAY_ADVISORY_VERSION "0.1.0"
 
 typedef enum MqLockClass
 {

@@ -4,9 +4,12 @@
  *	  mq.relay: one pass of the outbox relay, with a fast path in C for
  *	  batches that go to topics only.
  *
- * A pass takes the relay lock, reads up to max_rows committed outbox rows
- * in seq order, moves them to their destinations and deletes them, all in
- * the caller's transaction (see doc/design.md, "Relay").  The general pass
+ * A pass takes the relay lock (MQ_LOCK_RELAY, or in a database still at
+ * 0.1.0 the advisory lock of that version: mq_relay_lock), reads up to
+ * max_rows committed outbox rows in seq order, moves them to their
+ * destinations and deletes them, all in the caller's transaction (see
+ * doc/design.md, "Relay").  mq._lock_relay() gives the SQL functions
+ * serialized with the relay the same lock.  The general pass
  * is SQL (mq._relay_sql): it routes through exchanges and into queues.
  * When every row of the batch goes straight to a topic, which is what a
  * busy outbox mostly holds, this file does the same work without the
@@ -38,6 +41,14 @@
 #include "utils/resowner.h"
 
 PG_FUNCTION_INFO_V1(mq_relay);
+PG_FUNCTION_INFO_V1(mq_sql_lock_relay);
+
+/* the installed version of mq */
+static MqStmt mq_stmt_relay_version = {
+	"SELECT e.extversion FROM pg_catalog.pg_extension e"
+	" WHERE e.extname OPERATOR(pg_catalog.=) 'mq'",
+	0, {InvalidOid}
+};
 
 /*
  * $1 max rows: the next batch of committed outbox rows.  Rows above the
@@ -498,6 +509,86 @@ mq_relay_head(void)
 }
 
 /*
+ * mq_relay_lock_mq
+ *		Take the relay lock of this database (MQ_LOCK_RELAY) until the end
+ *		of the transaction: relay passes and segment maintenance are
+ *		serialized on it.
+ */
+static void
+mq_relay_lock_mq(void)
+{
+	LOCKTAG		tag;
+
+	MQ_SET_LOCKTAG(tag, MQ_LOCK_RELAY, 0);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * mq_relay_sql_is_legacy
+ *		Does the installed SQL (0.1.0) take the relay lock as the advisory
+ *		lock (MQ_RELAY_ADVISORY_KEY1, MQ_RELAY_ADVISORY_KEY2)?
+ */
+static bool
+mq_relay_sql_is_legacy(void)
+{
+	bool		legacy = false;
+	bool		isnull;
+	Datum		v;
+
+	SPI_connect();
+	mq_stmt_exec(&mq_stmt_relay_version, NULL, NULL, 0);
+	if (SPI_processed == 1)
+	{
+		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		legacy = !isnull &&
+			strcmp(TextDatumGetCString(v), MQ_RELAY_ADVISORY_VERSION) == 0;
+	}
+	SPI_finish();
+	return legacy;
+}
+
+/*
+ * mq_relay_lock
+ *		Take the relay lock that the installed SQL takes, so that this pass
+ *		is serialized with the SQL pass (mq._relay_sql) and segment
+ *		maintenance (mq._maintain_segments) of this version: MQ_LOCK_RELAY,
+ *		or in a database still at 0.1.0, whose functions know only the
+ *		advisory lock (28017, 2), that one.  ALTER EXTENSION mq UPDATE
+ *		takes the advisory lock too: a pass that found 0.1.0 and waited
+ *		for it may find 0.2.0 once it has it, and then takes MQ_LOCK_RELAY
+ *		as well (always in this order), so it is serialized with the passes
+ *		that start after the update.
+ */
+static void
+mq_relay_lock(void)
+{
+	LOCKTAG		tag;
+
+	if (mq_relay_sql_is_legacy())
+	{
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, MQ_RELAY_ADVISORY_KEY1,
+							 MQ_RELAY_ADVISORY_KEY2, 2);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		if (mq_relay_sql_is_legacy())
+			return;
+	}
+	mq_relay_lock_mq();
+}
+
+/*
+ * mq_sql_lock_relay
+ *		mq._lock_relay() RETURNS void: take the relay lock (MQ_LOCK_RELAY)
+ *		until the end of the transaction, for the SQL functions that are
+ *		serialized with relay passes.
+ */
+Datum
+mq_sql_lock_relay(PG_FUNCTION_ARGS)
+{
+	mq_relay_lock_mq();
+	PG_RETURN_VOID();
+}
+
+/*
  * mq_relay
  *		mq.relay(max_rows) RETURNS bigint: one relay pass in the caller's
  *		transaction; the number of outbox rows it moved.
@@ -512,7 +603,6 @@ Datum
 mq_relay(PG_FUNCTION_ARGS)
 {
 	int32		max_rows;
-	LOCKTAG		tag;
 	int64		moved;
 	ErrorData  *edata = NULL;
 
@@ -529,10 +619,8 @@ mq_relay(PG_FUNCTION_ARGS)
 	max_rows = PG_GETARG_INT32(0);
 	mq_check_writable("mq.relay()");
 
-	/* passes are serialized: pg_advisory_xact_lock(28017, 2) in SQL */
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, MQ_RELAY_ADVISORY_KEY1,
-						 MQ_RELAY_ADVISORY_KEY2, 2);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	/* passes are serialized */
+	mq_relay_lock();
 
 	if (mq_relay_try(max_rows, &moved, &edata))
 		PG_RETURN_INT64(moved);

@@ -7,7 +7,9 @@
 # Counts (read from mq.worker_status of another database, which lists every
 # worker): records relayed (50), dead-lettered (1), failed passes (0),
 # worker starts (1), the version the worker saw ('0.1.0', then '0.2.0'
-# after ALTER EXTENSION mq UPDATE, with relaying still going on).
+# after ALTER EXTENSION mq UPDATE, with relaying still going on), and the
+# relay lock a pass holds: the advisory lock (28017, 2) that 0.1.0's SQL
+# takes, then mq's own MQ_LOCK_RELAY alone.
 NAME=worker_old_version
 source "$(dirname "$0")/common.bash"
 DB=mq_f_old
@@ -38,7 +40,28 @@ say "  at 0.1.0: $relayed relayed, $dead dead-lettered, $failed failed passes, $
 [ "$launches" = 1 ] || bad "$launches worker starts"
 [ "$version" = 0.1.0 ] || bad "the worker saw version '$version'"
 
+# relay_lock_held: which relay lock a pass holds, seen from another session
+# while it runs: "advisory" if (28017, 2) is taken, then "mq" if mq's own
+# (MQ_LOCK_RELAY: classid 2, objid 0, objsubid 28017) is
+relay_lock_held() {
+	"${PSQL[@]}" -d $DB -c "BEGIN; SELECT mq.relay(); SELECT pg_sleep(1.5); COMMIT;" >/dev/null &
+	local bg=$! held=""
+	sleep 0.7
+	[ "$(sql $DB "SELECT pg_try_advisory_xact_lock(28017, 2)")" = f ] && held="advisory"
+	[ "$(sql $DB "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+	              AND classid = 2 AND objid = 0 AND objsubid = 28017")" = 1 ] && held="$held mq"
+	wait $bg
+	echo "${held# }"
+}
+# at 0.1.0 a pass takes the advisory lock that 0.1.0's SQL functions take
+held=$(relay_lock_held)
+say "  at 0.1.0 a relay pass holds: '${held}'"
+[ "$held" = advisory ] || bad "a relay pass at 0.1.0 holds '$held', not the advisory lock of 0.1.0"
+
 sql $DB "ALTER EXTENSION mq UPDATE" || bad "ALTER EXTENSION mq UPDATE failed"
+held=$(relay_lock_held)
+say "  at 0.2.0 a relay pass holds: '${held}'"
+[ "$held" = mq ] || bad "a relay pass at 0.2.0 holds '$held', not mq's relay lock alone"
 sql $DB "SELECT count(mq.publish('old_t', jsonb_build_object('n', g))) FROM generate_series(51, 60) g" >/dev/null
 for _ in $(seq 1 50); do
 	relayed=$(sql $DB "SELECT count(*) FROM mq.topic_record")
