@@ -971,38 +971,23 @@ REVOKE ALL ON FUNCTION mq._key_bytes(text) FROM PUBLIC;
 
 --- routing: each exchange visited once per message, routes of bounded depth
 
--- Does a binding of an exchange of type match a message with key and
--- headers?  fanout: always; direct: the binding key is the key ('' for
--- none); topic: the pattern matches the key; headers: the arguments match.
-CREATE FUNCTION mq._binding_matches(type text, binding_key text, arguments jsonb,
-                                    key text, headers jsonb)
-RETURNS boolean
-LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE type
-               WHEN 'fanout' THEN true
-               WHEN 'direct' THEN binding_key = coalesce(key, '')
-               WHEN 'topic' THEN mq._topic_match(binding_key, key)
-               WHEN 'headers' THEN mq._headers_match(arguments, headers)
-               ELSE false END
-$$;
-REVOKE ALL ON FUNCTION mq._binding_matches(text, text, jsonb, text, jsonb) FROM PUBLIC;
-
 -- Where a message sent to destination ends up: its distinct final
 -- destinations, queues ('q') and topics ('t').  One breadth-first walk of
 -- the exchange graph per message with one visited set for the whole
 -- message (the recursive query's UNION): each exchange the message
--- reaches is visited once, however many ways lead to it (diamonds) and
--- whether or not a cycle leads back to it, so the work is linear in the
--- bindings of the exchanges reached, and nothing recurses on the stack.
--- An exchange routes a message when at least one of its bindings matches
--- it, whatever the binding leads to (an exchange that routes it no
--- further, or one already visited): as in RabbitMQ.  An exchange that
--- routes nothing passes the message to its alternate exchange, if it has
--- one (visited once too), else, with count_drops, counts it as dropped
--- (mq.exchange.dropped, once per message).  (0.1.0's mq._route_id walked
--- every path, with a visited set per path.)
+-- reaches is expanded once, its bindings matched once, however many ways
+-- lead to it (diamonds) and whether or not a cycle leads back to it, so
+-- the work is linear in the bindings of the exchanges reached, and nothing
+-- recurses on the stack.  An exchange routes a message when at least one
+-- of its bindings matches it (fanout: any; direct: the binding key is the
+-- key, '' for none; topic: the pattern matches the key; headers: the
+-- arguments match), whatever the binding leads to (an exchange that
+-- routes it no further, or one already visited): as in RabbitMQ.  An
+-- exchange that routes nothing yields its alternate exchange if it has
+-- one (visited once too), else a row ('d', its id): with count_drops the
+-- message is counted as dropped there (mq.exchange.dropped, once per
+-- message).  (0.1.0's mq._route_id walked every path, with a visited set
+-- per path.)
 CREATE OR REPLACE FUNCTION mq._route(destination text, key text, headers jsonb, count_drops boolean)
 RETURNS TABLE (dest_kind "char", dest_id integer)
 LANGUAGE plpgsql VOLATILE
@@ -1017,32 +1002,28 @@ BEGIN
         UNION
         SELECT n.kind, n.id
           FROM reached r
-          JOIN mq.exchange x ON r.kind = 'x'
-                            AND x.exchange_id = r.id
+          JOIN mq.exchange x ON r.kind = 'x' AND x.exchange_id = r.id
+         -- the destinations of its matching bindings (NULL: none matches)
          CROSS JOIN LATERAL (
-             SELECT b.dest_kind, b.dest_id
+             SELECT array_agg(b.dest_kind) AS kinds, array_agg(b.dest_id) AS ids
                FROM mq.binding b
               WHERE b.exchange_id = x.exchange_id
-                AND mq._binding_matches(x.type, b.binding_key, b.arguments, key, headers)
+                AND CASE x.type
+                        WHEN 'fanout' THEN true
+                        WHEN 'direct' THEN b.binding_key = coalesce(key, '')
+                        WHEN 'topic' THEN mq._topic_match(b.binding_key, key)
+                        WHEN 'headers' THEN mq._headers_match(b.arguments, headers)
+                        ELSE false END) m
+         CROSS JOIN LATERAL (
+             SELECT u.kind, u.id FROM unnest(m.kinds, m.ids) u(kind, id)
              UNION ALL
-             SELECT 'x'::"char", x.alternate_exchange_id
-              WHERE x.alternate_exchange_id IS NOT NULL
-                AND NOT EXISTS (
-                    SELECT 1 FROM mq.binding b
-                     WHERE b.exchange_id = x.exchange_id
-                       AND mq._binding_matches(x.type, b.binding_key, b.arguments, key, headers))
-         ) n(kind, id)),
+             SELECT CASE WHEN x.alternate_exchange_id IS NULL THEN 'd' ELSE 'x' END::"char",
+                    coalesce(x.alternate_exchange_id, x.exchange_id)
+              WHERE m.kinds IS NULL) n),
     dropped AS (
         UPDATE mq.exchange e SET dropped = e.dropped + 1
-          FROM reached r
-         WHERE count_drops
-           AND r.kind = 'x' AND e.exchange_id = r.id
-           AND e.alternate_exchange_id IS NULL
-           AND NOT EXISTS (
-               SELECT 1 FROM mq.binding b
-                WHERE b.exchange_id = e.exchange_id
-                  AND mq._binding_matches(e.type, b.binding_key, b.arguments, key, headers)))
-    SELECT DISTINCT r.kind, r.id FROM reached r WHERE r.kind <> 'x';
+         WHERE count_drops AND e.exchange_id IN (SELECT r.id FROM reached r WHERE r.kind = 'd'))
+    SELECT DISTINCT r.kind, r.id FROM reached r WHERE r.kind IN ('q', 't');
 END;
 $$;
 DROP FUNCTION mq._route_id("char", integer, text, jsonb, integer[], boolean);
