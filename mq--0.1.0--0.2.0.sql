@@ -928,6 +928,39 @@ REVOKE ALL ON TABLE mq.outbox_dead FROM PUBLIC;
 -- (end of section: shared state)
 
 --------------------------------------------------------------------------
+-- Two-phase commit: what a prepared transaction owes, kept with it
+--------------------------------------------------------------------------
+
+-- Just before a transaction prepares, mq writes here what it owes when it
+-- ends (src/twophase.c): counter moves, wake-ups of waiters, a relay poke,
+-- to be paid when it commits; the deliveries a rollback undoes, to count
+-- as attempts if it rolls back.  The rows belong to the prepared
+-- transaction, so they survive a crash with it and become visible exactly
+-- when it commits.  COMMIT PREPARED deletes the rows of its gid and pays
+-- them; ROLLBACK PREPARED reads them before the rollback; the worker's pass
+-- pays any committed row left over.  effect: 'c' counter move (object_id
+-- queue, item the counter: 0 sent, 1 acked, 2 dead, 3 purged; amount),
+-- 'q' wake a queue, 't' wake a topic, 'r' poke the relay, 'l' launch the
+-- worker, 'd' a delivery of message item in queue object_id, 's' amount
+-- deliveries owed by message item that the transaction applied.  epoch is
+-- the installation of mq (items of another one are void).  Not dumped: a
+-- logical dump holds no prepared transactions.
+CREATE TABLE mq.prepared_effect (
+    gid        text NOT NULL,
+    effect     "char" NOT NULL
+               CONSTRAINT prepared_effect_effect_check
+               CHECK (effect IN ('c', 'q', 't', 'r', 'l', 'd', 's')),
+    epoch      oid NOT NULL,
+    object_id  integer NOT NULL,
+    item       bigint NOT NULL,
+    amount     bigint NOT NULL
+);
+CREATE INDEX prepared_effect_gid_idx ON mq.prepared_effect (gid);
+REVOKE ALL ON TABLE mq.prepared_effect FROM PUBLIC;
+
+-- (end of section: two-phase commit)
+
+--------------------------------------------------------------------------
 -- Background worker: status, settings, preload check
 --------------------------------------------------------------------------
 
