@@ -10,7 +10,8 @@
 #     mq.max_counters) get counter moves, 1,000 per transaction, with a
 #     pass after each batch, as 9,000 queues created, used and dropped
 #     would; a queue used afterwards still counts its sends.
-#   created/dropped: 600 real queues are created, sent to and dropped.
+#   created/dropped: 8,400 real queues (more than mq.max_counters) are
+#     created, sent to and dropped, a pass every 200.
 #   failed passes: a poison message owes two aborted deliveries
 #     (max_attempts 2); a pass rolled back, a pass rolled back to a
 #     savepoint, and a pass by a role without privileges must all leave
@@ -82,11 +83,11 @@ BEGIN
     END LOOP;
 END;
 $$;
-CALL pg_temp.churn(600);
+CALL pg_temp.churn(8400);
 SELECT mq.send('innocent', '{}');
 SELECT mq.run_maintenance();
 SQL
-check "sends counted after 600 queues created and dropped" 4 \
+check "sends counted after 8,400 queues created and dropped" 4 \
 	"$(q -c "SELECT total_sent FROM mq.queue_stats WHERE queue_name = 'innocent'")"
 check "counter entries left in shared memory" 0 \
 	"$(q -c "SELECT entries FROM mq.shared_state WHERE structure = 'counters'")"
