@@ -990,7 +990,10 @@ AS 'MODULE_PATHNAME', 'mq_sql_worker_status';
 REVOKE ALL ON FUNCTION mq._worker_status() FROM PUBLIC;
 
 -- Health of the background workers; the outbox columns are those of the
--- current database (NULL in the rows of other databases).
+-- current database (NULL in the rows of other databases): the backlog, the
+-- age of its oldest row, and the rows the relay set aside in
+-- mq.outbox_dead (a destination dropped after the publish, a row that
+-- cannot be routed).
 CREATE VIEW mq.worker_status AS
 SELECT d.datname AS database, s.pid, s.state, s.started_at,
        s.pass_started,
@@ -1003,10 +1006,13 @@ SELECT d.datname AS database, s.pid, s.state, s.started_at,
            AS outbox_backlog,
        CASE WHEN s.dboid OPERATOR(pg_catalog.=) o.dboid THEN o.oldest_age END
            AS outbox_oldest_age,
+       CASE WHEN s.dboid OPERATOR(pg_catalog.=) o.dboid THEN o.dead END
+           AS outbox_dead,
        s.bounds_hit
   FROM mq._worker_status() s
   LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.dboid
-  CROSS JOIN (SELECT db.oid AS dboid, x.backlog, x.oldest_age
+  CROSS JOIN (SELECT db.oid AS dboid, x.backlog, x.oldest_age,
+                     (SELECT pg_catalog.count(*) FROM mq.outbox_dead) AS dead
                 FROM pg_catalog.pg_database db,
                      (SELECT pg_catalog.count(*) AS backlog,
                              pg_catalog.clock_timestamp()
