@@ -40,6 +40,7 @@
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -289,6 +290,16 @@ mq_twophase_committed(const char *gid)
 	if (!OidIsValid(mq_twophase_relid(MQ_TWOPHASE_TABLE)) ||
 		!OidIsValid(owner = mq_acl_extension_owner()))
 		return;
+	/*
+	 * The prepared transaction's commit record is flushed already (COMMIT
+	 * PREPARED always is); this transaction's, which deletes the rows, need
+	 * not be.  If a crash loses it, it loses with it everything paid into
+	 * shared memory (which the crash empties) and every later record, such
+	 * as a pass that wrote those counters out: the rows are back and the
+	 * pass pays them once.  So one WAL flush, not two.
+	 */
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
