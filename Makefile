@@ -18,6 +18,7 @@ OBJS = \
 	src/xact.o \
 	src/counter.o \
 	src/attempts.o \
+	src/twophase.o \
 	src/worker.o \
 	src/topic.o \
 	src/direct.o \

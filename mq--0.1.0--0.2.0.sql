@@ -1122,6 +1122,39 @@ REVOKE ALL ON FUNCTION mq._check_route_depth(integer[], integer) FROM PUBLIC;
 -- (end of section: shared state)
 
 --------------------------------------------------------------------------
+-- Two-phase commit: what a prepared transaction owes, kept with it
+--------------------------------------------------------------------------
+
+-- Just before a transaction prepares, mq writes here what it owes when it
+-- ends (src/twophase.c): counter moves, wake-ups of waiters, a relay poke,
+-- to be paid when it commits; the deliveries a rollback undoes, to count
+-- as attempts if it rolls back.  The rows belong to the prepared
+-- transaction, so they survive a crash with it and become visible exactly
+-- when it commits.  COMMIT PREPARED deletes the rows of its gid and pays
+-- them; ROLLBACK PREPARED reads them before the rollback; the worker's pass
+-- pays any committed row left over.  effect: 'c' counter move (object_id
+-- queue, item the counter: 0 sent, 1 acked, 2 dead, 3 purged; amount),
+-- 'q' wake a queue, 't' wake a topic, 'r' poke the relay, 'l' launch the
+-- worker, 'd' a delivery of message item in queue object_id, 's' amount
+-- deliveries owed by message item that the transaction applied.  epoch is
+-- the installation of mq (items of another one are void).  Not dumped: a
+-- logical dump holds no prepared transactions.
+CREATE TABLE mq.prepared_effect (
+    gid        text NOT NULL,
+    effect     "char" NOT NULL
+               CONSTRAINT prepared_effect_effect_check
+               CHECK (effect IN ('c', 'q', 't', 'r', 'l', 'd', 's')),
+    epoch      oid NOT NULL,
+    object_id  integer NOT NULL,
+    item       bigint NOT NULL,
+    amount     bigint NOT NULL
+);
+CREATE INDEX prepared_effect_gid_idx ON mq.prepared_effect (gid);
+REVOKE ALL ON TABLE mq.prepared_effect FROM PUBLIC;
+
+-- (end of section: two-phase commit)
+
+--------------------------------------------------------------------------
 -- Background worker: status, settings, preload check
 --------------------------------------------------------------------------
 
@@ -1151,7 +1184,10 @@ AS 'MODULE_PATHNAME', 'mq_sql_worker_status';
 REVOKE ALL ON FUNCTION mq._worker_status() FROM PUBLIC;
 
 -- Health of the background workers; the outbox columns are those of the
--- current database (NULL in the rows of other databases).
+-- current database (NULL in the rows of other databases): the backlog, the
+-- age of its oldest row, and the rows the relay set aside in
+-- mq.outbox_dead (a destination dropped after the publish, a row that
+-- cannot be routed).
 CREATE VIEW mq.worker_status AS
 SELECT d.datname AS database, s.pid, s.state, s.started_at,
        s.pass_started,
@@ -1164,10 +1200,13 @@ SELECT d.datname AS database, s.pid, s.state, s.started_at,
            AS outbox_backlog,
        CASE WHEN s.dboid OPERATOR(pg_catalog.=) o.dboid THEN o.oldest_age END
            AS outbox_oldest_age,
+       CASE WHEN s.dboid OPERATOR(pg_catalog.=) o.dboid THEN o.dead END
+           AS outbox_dead,
        s.bounds_hit
   FROM mq._worker_status() s
   LEFT JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.dboid
-  CROSS JOIN (SELECT db.oid AS dboid, x.backlog, x.oldest_age
+  CROSS JOIN (SELECT db.oid AS dboid, x.backlog, x.oldest_age,
+                     (SELECT pg_catalog.count(*) FROM mq.outbox_dead) AS dead
                 FROM pg_catalog.pg_database db,
                      (SELECT pg_catalog.count(*) AS backlog,
                              pg_catalog.clock_timestamp()

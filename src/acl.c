@@ -834,6 +834,16 @@ mq_acl_creator(PG_FUNCTION_ARGS)
 }
 
 /*
+ * mq_acl_extension_owner
+ *		The owner of extension mq in this database, or InvalidOid.
+ */
+Oid
+mq_acl_extension_owner(void)
+{
+	return mq_acl_lookup_owner();
+}
+
+/*
  * mq_acl_become_owner
  *		Make the rest of the current transaction run as the extension's
  *		owner (the worker's passes).  Returns false if the extension is not

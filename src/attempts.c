@@ -9,7 +9,9 @@
  * still drives a poison message to its dead-letter queue, this file notes
  * every delivery in backend memory and, when a rollback undoes it, adds it
  * as a debt to the message's entry in a shared table (one entry per
- * message: database, installation of mq, msg_id -> deliveries owed).
+ * message: database, installation of mq, msg_id -> deliveries owed).  A
+ * prepared transaction's deliveries are kept with it (twophase.c) and
+ * become debts if ROLLBACK PREPARED undoes them.
  *
  * A debt is settled by whoever next raises the message's attempt while
  * holding its row lock: the next poll that delivers the message adds what
@@ -318,7 +320,7 @@ mq_attempts_owed(Oid epoch, int64 msg_id)
  * mq_attempts_settle_on_commit
  *		Note that this (sub)transaction applied n owed deliveries of msg_id.
  */
-static void
+void
 mq_attempts_settle_on_commit(Oid epoch, int64 msg_id, int32 n)
 {
 	MqAttemptsNote *s = mq_attempts_list_add(&mq_settled);
@@ -442,9 +444,58 @@ mq_attempts_deliver(Tuplestorestate *store, int32 queue_id)
 }
 
 /*
+ * mq_attempts_effects
+ *		Add this transaction's deliveries (owed if it rolls back) and
+ *		settlements (taken out of the debts if it commits) to l; PREPARE
+ *		TRANSACTION keeps them (twophase.c).
+ */
+void
+mq_attempts_effects(MqEffectList *l)
+{
+	int			i;
+
+	for (i = 0; i < mq_delivered.n; i++)
+		(void) mq_effect_add(l, MQ_EFFECT_DELIVERED, mq_delivered.notes[i].epoch,
+							 mq_delivered.notes[i].queue_id,
+							 mq_delivered.notes[i].msg_id, 1);
+	for (i = 0; i < mq_settled.n; i++)
+		(void) mq_effect_add(l, MQ_EFFECT_SETTLED, mq_settled.notes[i].epoch,
+							 0, mq_settled.notes[i].msg_id,
+							 mq_settled.notes[i].n);
+}
+
+/*
+ * mq_attempts_owe_effects
+ *		ROLLBACK PREPARED undid the deliveries among e[0..n-1] (the other
+ *		items are ignored): they become debts now, as at a plain rollback.
+ *		Never errors (runs after the rollback is done).
+ */
+void
+mq_attempts_owe_effects(const MqEffect *e, int n)
+{
+	MqAttemptsNote *d = palloc0(sizeof(MqAttemptsNote) * Max(n, 1));
+	int			nd = 0;
+	int			i;
+
+	for (i = 0; i < n; i++)
+	{
+		if (e[i].kind != MQ_EFFECT_DELIVERED)
+			continue;
+		d[nd].epoch = e[i].epoch;
+		d[nd].queue_id = e[i].object_id;
+		d[nd].msg_id = e[i].item;
+		nd++;
+	}
+	mq_attempts_owe(d, nd);
+	pfree(d);
+}
+
+/*
  * mq_attempts_xact_callback
  *		A rolled-back transaction's deliveries become debts; a committed one
- *		settles the debts it applied.
+ *		settles the debts it applied.  A prepared one's were saved
+ *		(twophase.c): ROLLBACK PREPARED makes them debts, COMMIT PREPARED
+ *		settles.
  */
 static void
 mq_attempts_xact_callback(XactEvent event, void *arg)

@@ -6,7 +6,8 @@
  *
  * A transaction notes its counter moves in backend memory (mq_xact_count).
  * When it commits, the moves are added to the queue's slot in shared
- * memory; a rolled-back (sub)transaction's moves are forgotten.  The
+ * memory; a rolled-back (sub)transaction's moves are forgotten; a prepared
+ * one's are kept in the prepared transaction (twophase.c).  The
  * worker's pass (mq_counter_flush) writes what shared memory holds to
  * mq.queue_counter and takes the same amounts out of shared memory as
  * negative moves of its own transaction, so they leave shared memory only
@@ -378,9 +379,28 @@ mq_counter_publish(void)
 }
 
 /*
+ * mq_counter_effects
+ *		Add this transaction's counter moves to l (one item per queue and
+ *		counter that moved); PREPARE TRANSACTION keeps them (twophase.c).
+ */
+void
+mq_counter_effects(MqEffectList *l)
+{
+	int			i;
+	int			k;
+
+	for (i = 0; i < mq_nmoves; i++)
+		for (k = 0; k < MQ_NCOUNTERS; k++)
+			if (mq_moves[i].n[k] != 0)
+				(void) mq_effect_add(l, MQ_EFFECT_COUNT, mq_moves[i].epoch,
+									 mq_moves[i].queue_id, k,
+									 mq_moves[i].n[k]);
+}
+
+/*
  * mq_counter_xact_callback
  *		End of a top-level transaction: publish the moves at commit, forget
- *		them otherwise.
+ *		them otherwise (at PREPARE they were saved, see twophase.c).
  */
 static void
 mq_counter_xact_callback(XactEvent event, void *arg)

@@ -559,6 +559,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 	bool		isnull;
 	int32		group_id;
 	int32		topic_id;
+	int32		locked_topic = 0;
 	int32		partitions;
 	bool		has_member = !PG_ARGISNULL(3);
 	bool		peek = false;
@@ -598,10 +599,37 @@ mq_fetch(PG_FUNCTION_ARGS)
 		mq_stmt_exec(&mq_stmt_group_lookup, values, NULL, 1);
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || SPI_processed == 0)
 		mq_group_not_found(fcinfo);
-	group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
-										   SPI_tuptable->tupdesc, 1, &isnull));
 	topic_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 2, &isnull));
+
+	/*
+	 * The topic's lock (doc/design.md, "Lock protocol"), taken by the
+	 * privilege check's look-up: a drop waits for this fetch, and this
+	 * fetch waited for a drop in progress, after which the look-up saw the
+	 * latest committed state.  The transaction's snapshot (REPEATABLE READ)
+	 * may predate a drop or re-creation: then look again at the latest
+	 * state.
+	 */
+	if (mq_dest_lookup(VARDATA_ANY(PG_GETARG_TEXT_PP(0)),
+					   VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)),
+					   &locked_topic) != MQ_KIND_TOPIC ||
+		locked_topic != topic_id)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		mq_stmt_exec_latest(&mq_stmt_group_lookup, values, NULL, 1);
+		if (SPI_processed == 0 ||
+			DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										SPI_tuptable->tupdesc, 2, &isnull)) != locked_topic)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("consumer group \"%s\" of topic \"%s\" does not exist",
+							text_to_cstring(PG_GETARG_TEXT_PP(1)),
+							text_to_cstring(PG_GETARG_TEXT_PP(0))),
+					 errdetail("The topic was dropped after this transaction's snapshot was taken.")));
+		topic_id = locked_topic;
+	}
+	group_id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+										   SPI_tuptable->tupdesc, 1, &isnull));
 	partitions = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
 											 SPI_tuptable->tupdesc, 3, &isnull));
 

@@ -58,6 +58,8 @@ _PG_init(void)
 	EmitWarningsOnPlaceholders("mq");
 #endif
 
+	/* first: its callback must run after the others (newest run first) */
+	mq_twophase_init();
 	mq_catalog_init();
 	mq_xact_init();
 	mq_outbox_init();

@@ -18,6 +18,8 @@
  *	  xact.c	 wake-ups and worker pokes a transaction owes at commit
  *	  counter.c	 per-queue counters: backend moves, shared slots, flush
  *	  attempts.c attempts of deliveries undone by a rollback
+ *	  twophase.c prepared transactions: what they owe at commit or
+ *				 rollback, kept in mq.prepared_effect until then
  *	  wait.c	 long-poll waiting (mq.poll, mq.fetch) and its wake-ups
  *	  shmem.c	 shared memory allocation and its lock
  *	  worker.c	 the launcher, per-database workers (passes, backoff,
@@ -316,12 +318,48 @@ extern void mq_wait_sleep(MqWaiter *w, TimestampTz until);
 extern void mq_wait_wake(MqWaitKind kind, int32 id);
 extern void mq_wait_wake_deliveries(const MqDelivery *d, int n);
 
+/*
+ * What a transaction owes the rest of the system when it ends, as
+ * PREPARE TRANSACTION keeps it in mq.prepared_effect (twophase.c): one row
+ * per item, of the kinds below (the column "effect").
+ */
+#define MQ_EFFECT_COUNT 'c'		/* counter move: queue, counter, amount */
+#define MQ_EFFECT_WAKE_QUEUE 'q'	/* wake the queue's waiters */
+#define MQ_EFFECT_WAKE_TOPIC 't'	/* wake the topic's fetchers */
+#define MQ_EFFECT_RELAY 'r'		/* poke the relay */
+#define MQ_EFFECT_LAUNCH 'l'	/* ask for the database's worker */
+#define MQ_EFFECT_DELIVERED 'd' /* a delivery: owed if rolled back */
+#define MQ_EFFECT_SETTLED 's'	/* debt applied: settled if committed */
+
+typedef struct MqEffect
+{
+	char		kind;			/* MQ_EFFECT_* */
+	Oid			epoch;			/* mq_epoch() when it was noted */
+	int32		object_id;		/* queue or topic id, 0 if none */
+	int64		item;			/* msg_id, or the MqCounterKind */
+	int64		amount;			/* counter move, or deliveries settled */
+} MqEffect;
+
+typedef struct MqEffectList
+{
+	MqEffect   *items;
+	int			n;
+	int			max;
+} MqEffectList;
+
+/* twophase.c */
+extern void mq_twophase_init(void);
+extern MqEffect *mq_effect_add(MqEffectList *l, char kind, Oid epoch,
+							   int32 object_id, int64 item, int64 amount);
+extern uint64 mq_twophase_sweep(void);
+
 /* xact.c */
 extern void mq_xact_init(void);
 extern void mq_xact_wake(int32 queue_id);
 extern void mq_xact_wake_topic(int32 topic_id);
 extern void mq_xact_launch_on_commit(void);
 extern void mq_xact_relay_on_commit(void);
+extern void mq_xact_effects(MqEffectList *l);
 
 /* counter.c */
 extern Size mq_counter_shmem_size(void);
@@ -330,6 +368,7 @@ extern void mq_counter_init(void);
 extern void mq_xact_count(int32 queue_id, MqCounterKind kind, int64 n);
 extern void mq_counter_flush(void);
 extern int64 mq_counter_entries(void);
+extern void mq_counter_effects(MqEffectList *l);
 
 /* attempts.c */
 extern Size mq_attempts_shmem_size(void);
@@ -338,6 +377,9 @@ extern void mq_attempts_init(void);
 extern void mq_xact_delivered(int32 queue_id, int64 msg_id);
 extern void mq_attempts_deliver(Tuplestorestate *store, int32 queue_id);
 extern uint64 mq_attempts_apply(void);
+extern void mq_attempts_effects(MqEffectList *l);
+extern void mq_attempts_settle_on_commit(Oid epoch, int64 msg_id, int32 n);
+extern void mq_attempts_owe_effects(const MqEffect *e, int n);
 
 /* worker.c */
 extern void mq_worker_init(void);
@@ -435,6 +477,7 @@ extern void mq_acl_check_name(const char *name, int len, uint32 priv);
 extern void mq_acl_check_arg(FunctionCallInfo fcinfo, int argno, uint32 priv);
 extern void mq_acl_check_publish(text *dest);
 extern bool mq_acl_become_owner(void);
+extern Oid	mq_acl_extension_owner(void);
 
 /* spi_util.c */
 extern SPIPlanPtr mq_stmt_plan(MqStmt *stmt);
@@ -446,6 +489,8 @@ extern void mq_stmt_exec_guarded(MqStmt *stmt, Datum *values, const char *nulls,
 								 long count);
 extern void mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls,
 								long count);
+extern void mq_stmt_exec_latest_write(MqStmt *stmt, Datum *values,
+									  const char *nulls, long count);
 extern struct HTAB *mq_hash_create(const char *what, Size keysize,
 								   Size entrysize, long nelem,
 								   MemoryContext cxt);

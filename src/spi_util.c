@@ -142,6 +142,27 @@ mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls, long count)
 }
 
 /*
+ * mq_stmt_exec_latest_write
+ *		Execute the writing stmt with the latest snapshot (see
+ *		mq_stmt_exec_latest): COMMIT PREPARED's bookkeeping must see the
+ *		rows the prepared transaction just committed whatever snapshot its
+ *		transaction holds.
+ */
+void
+mq_stmt_exec_latest_write(MqStmt *stmt, Datum *values, const char *nulls,
+						  long count)
+{
+	int			rc;
+
+	rc = SPI_execute_snapshot(mq_stmt_plan(stmt), values, nulls,
+							  GetLatestSnapshot(), InvalidSnapshot,
+							  false, false, count);
+	if (rc < 0)
+		elog(ERROR, "mq: SPI_execute_snapshot failed: %s",
+			 SPI_result_code_string(rc));
+}
+
+/*
  * mq_hash_create
  *		A backend-local hash table with fixed-size binary keys, allocated in
  *		cxt (so it goes away with that context).

@@ -1128,6 +1128,7 @@ mq_worker_maintain(void)
 		/* shared memory is new: pending counts were lost; recount */
 		mq_stmt_exec(&mq_stmt_recount, NULL, NULL, 0);
 	}
+	(void) mq_twophase_sweep();
 	mq_attempts_apply();
 	mq_counter_flush();
 	mq_stmt_exec(&mq_stmt_maintain, NULL, NULL, 0);
@@ -1400,6 +1401,7 @@ mq_sql_worker_tick(PG_FUNCTION_ARGS)
 	mq_require_shmem();
 	mq_acl_check(MQ_KIND_ALL, 0, "*", MQ_PRIV_MANAGE);
 	SPI_connect();
+	(void) mq_twophase_sweep();
 	n = mq_attempts_apply();
 	mq_counter_flush();
 	mq_stmt_exec(&mq_stmt_maintain, NULL, NULL, 0);

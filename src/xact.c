@@ -8,8 +8,9 @@
  * queues and topics got new ready messages (to wake long-poll waiters),
  * and whether the database's worker must be launched or poked (the outbox
  * relay).  At commit the waiters are woken and the worker poked; at abort
- * the notes are forgotten.  Nothing here touches a table, so commit stays
- * as cheap as it was.  Counter moves are kept by counter.c, deliveries
+ * the notes are forgotten; PREPARE TRANSACTION hands them to twophase.c,
+ * which keeps them in the prepared transaction until COMMIT PREPARED.
+ * Nothing here touches a table, so commit stays as cheap as it was.  Counter moves are kept by counter.c, deliveries
  * undone by a rollback by attempts.c; both register their own callbacks
  * from mq_xact_init.
  *
@@ -172,8 +173,30 @@ mq_xact_publish(void)
 }
 
 /*
+ * mq_xact_effects
+ *		Add what this transaction owes at commit (wake-ups, relay poke,
+ *		worker launch) to l; PREPARE TRANSACTION keeps them (twophase.c).
+ */
+void
+mq_xact_effects(MqEffectList *l)
+{
+	Oid			epoch = mq_epoch();
+	int			i;
+
+	for (i = 0; i < mq_nwakes; i++)
+		(void) mq_effect_add(l, mq_wakes[i].kind == MQ_WAIT_TOPIC ?
+							 MQ_EFFECT_WAKE_TOPIC : MQ_EFFECT_WAKE_QUEUE,
+							 epoch, mq_wakes[i].id, 0, 0);
+	if (mq_relay_pending)
+		(void) mq_effect_add(l, MQ_EFFECT_RELAY, epoch, 0, 0, 0);
+	if (mq_launch_pending)
+		(void) mq_effect_add(l, MQ_EFFECT_LAUNCH, epoch, 0, 0, 0);
+}
+
+/*
  * mq_xact_callback
- *		End of a top-level transaction.
+ *		End of a top-level transaction.  At PREPARE the notes were saved
+ *		(twophase.c) and are forgotten here.
  */
 static void
 mq_xact_callback(XactEvent event, void *arg)
