@@ -1028,6 +1028,14 @@ END;
 $$;
 DROP FUNCTION mq._route_id("char", integer, text, jsonb, integer[], boolean);
 
+-- Serializes the changes of the exchange graph that check the depth of
+-- routes, until the end of the transaction (src/catalog.c).
+CREATE FUNCTION mq._lock_routes()
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'mq_sql_lock_routes';
+REVOKE ALL ON FUNCTION mq._lock_routes() FROM PUBLIC;
+
 -- The edges of the exchange graph: bindings to exchanges, and alternate
 -- exchanges (a message can take either).
 CREATE FUNCTION mq._exchange_edges()
@@ -1042,12 +1050,15 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION mq._exchange_edges() FROM PUBLIC;
 
--- The exchanges from which a message can reach exchange xid, xid included.
+-- The exchanges from which a message can reach exchange xid, xid included:
+-- those whose routes a change of xid's edges can lengthen.  Takes the lock
+-- of mq._check_route_depth first, so no concurrent change adds one.
 CREATE FUNCTION mq._route_sources(xid integer)
 RETURNS integer[]
-LANGUAGE sql STABLE
+LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    SELECT mq._lock_routes();
     WITH RECURSIVE s(id) AS (
         SELECT xid
         UNION
@@ -1070,10 +1081,12 @@ REVOKE ALL ON FUNCTION mq._route_sources(integer) FROM PUBLIC;
 -- let be: it can be cut down, and routing does not depend on the bound.)
 -- Breadth first from all of sources at once, one step per statement, each
 -- (source, exchange) pair once: at most max_depth steps of a scan of the
--- edges each.
+-- edges each.  The changes that check are serialized (mq._lock_routes), and
+-- each step reads the latest committed graph, so two bindings made at once
+-- cannot together break the bound.
 CREATE FUNCTION mq._check_route_depth(sources integer[], before integer DEFAULT NULL)
 RETURNS integer
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -1086,6 +1099,7 @@ DECLARE
     src_name text;
     far_name text;
 BEGIN
+    PERFORM mq._lock_routes();
     frontier := ARRAY(SELECT DISTINCT (s::bigint << 32) | s
                         FROM unnest(sources) s
                         JOIN mq.exchange x ON x.exchange_id = s);

@@ -177,9 +177,11 @@ SELECT count(*) AS bindings FROM mq.binding b JOIN mq.exchange x USING (exchange
  WHERE x.exchange_name = 'rt_ch64';
 SELECT mq.create_exchange('rt_ch0', 'fanout', alternate_exchange => 'rt_ch1');
 SELECT count(*) AS created FROM mq.exchange WHERE exchange_name = 'rt_ch0';
--- the error, in full
+-- the error, with its detail and hint
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SELECT mq.bind('rt_ch64', 'rt_ch65');
+\set SHOW_CONTEXT errors
 \set VERBOSITY terse
 -- a shortcut keeps a route short; removing it (unbind, or dropping the
 -- exchange it goes through) would make it 65 long and is refused too

@@ -24,7 +24,9 @@
  * would resurrect a dropped object).  The second use of an object in a
  * transaction finds the lock in the local lock table and costs a hash
  * probe.  Creation serializes on MQ_LOCK_NAME of the name, so the one
- * namespace of queues, topics and exchanges holds each name once.
+ * namespace of queues, topics and exchanges holds each name once.  The
+ * changes of the exchange graph that check the depth of routes serialize
+ * on MQ_LOCK_ROUTES (mq._lock_routes).
  *
  *-------------------------------------------------------------------------
  */
@@ -47,6 +49,7 @@ PG_FUNCTION_INFO_V1(mq_invalidate_queue_cache);
 PG_FUNCTION_INFO_V1(mq_sql_lock);
 PG_FUNCTION_INFO_V1(mq_sql_lock_named);
 PG_FUNCTION_INFO_V1(mq_sql_lock_name);
+PG_FUNCTION_INFO_V1(mq_sql_lock_routes);
 
 /* name -> MqQueue; NULL when empty or invalidated */
 static HTAB *mq_queue_cache = NULL;
@@ -610,6 +613,23 @@ mq_sql_lock(PG_FUNCTION_ARGS)
 
 	(void) mq_lock_object(mq_kind_lock_class(kind), id, mode);
 	PG_RETURN_BOOL(mq_object_exists(kind, id));
+}
+
+/*
+ * mq_sql_lock_routes
+ *		mq._lock_routes() RETURNS void: serialize the changes of this
+ *		database's exchange graph that check the depth of routes
+ *		(mq._check_route_depth) until the end of the transaction, so that
+ *		two changes made at once cannot together make a route longer than
+ *		each of them checked.  Like the other changes, refused under
+ *		REPEATABLE READ and SERIALIZABLE, whose snapshot would not show the
+ *		change committed by the transaction it waited for.
+ */
+Datum
+mq_sql_lock_routes(PG_FUNCTION_ARGS)
+{
+	(void) mq_lock_object(MQ_LOCK_ROUTES, 0, mq_lock_sql_mode(true));
+	PG_RETURN_VOID();
 }
 
 /*

@@ -14,7 +14,7 @@
  *				 extend, receipts
  *	  direct.c	 rows inserted without SPI (table AM + index routines)
  *	  relay.c	 mq.relay: one outbox relay pass, C fast path for topics,
- *				 poison rows set aside in mq.outbox_dead
+ *				 poison rows set aside in mq.outbox_dead, the relay lock
  *	  xact.c	 wake-ups and worker pokes a transaction owes at commit
  *	  counter.c	 per-queue counters: backend moves, shared slots, flush
  *	  attempts.c attempts of deliveries undone by a rollback
@@ -108,7 +108,9 @@ typedef enum MqLockClass
 	MQ_LOCK_PUBLISH_KEY = 7,	/* hash of (destination, key) of publishers */
 	MQ_LOCK_GROUP = 8,			/* a consumer group */
 	MQ_LOCK_PUBLISH_STRIPE = 9, /* a stripe of MQ_LOCK_PUBLISH_KEY hashes */
-	MQ_LOCK_GROUP_MEMBER = 10	/* hash of (group, member) of a waiting fetch */
+	MQ_LOCK_GROUP_MEMBER = 10,	/* hash of (group, member) of a waiting fetch */
+	MQ_LOCK_ROUTES = 11			/* the exchange graph, while a change of it
+								 * checks the depth of routes */
 } MqLockClass;
 
 /*
