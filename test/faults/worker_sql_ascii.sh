@@ -14,7 +14,7 @@
 # rows set aside in mq.outbox_dead and left in the outbox (0), records not
 # in the partition of murmur2 of the key's bytes (0), keys found in more
 # than one partition (0: both passes agree), innocent messages received
-# (3), failed passes (0).
+# (3), failed passes (0), and parallel query in another database.
 NAME=worker_sql_ascii
 source "$(dirname "$0")/common.bash"
 DB=mq_f_ascii
@@ -84,5 +84,6 @@ say "  $relayed of $want records relayed, $dead set aside, $left left in the out
 [ "$split" = 0 ] || bad "$split keys in more than one partition"
 [ "$innocent" = 3 ] || bad "$innocent messages of the innocent queue received, not 3"
 [ "$failed" = 0 ] || bad "$failed failed passes"
+parallel_check "after non-UTF-8 keys in $DB"
 sql postgres "DROP DATABASE $DB WITH (FORCE)" >/dev/null
 finish
