@@ -168,13 +168,13 @@ SELECT pg_reload_conf();"
 
 # load_outbox TOPIC N: N keyed outbox rows, in one transaction, without the
 # outbox triggers (session_replication_role = replica): the check and key
-# lock are the publisher's cost, measured in publish; the relay is woken by
-# nothing, as the worker is off.
+# lock are the publisher's cost, measured in publish, and the trigger is
+# what draws seq, so the rows take theirs here; the relay is woken by
 load_outbox() {
 	q >/dev/null <<SQL
 SET session_replication_role = replica;
-INSERT INTO mq.outbox (aggregatetype, aggregateid, payload)
-SELECT '$1', 'k' || g, :'payload'::jsonb FROM generate_series(1, $2) g;
+INSERT INTO mq.outbox (seq, aggregatetype, aggregateid, payload)
+SELECT nextval('mq.outbox_seq'), '$1', 'k' || g, :'payload'::jsonb FROM generate_series(1, $2) g;
 RESET session_replication_role;
 VACUUM ANALYZE mq.outbox;
 SQL
