@@ -345,23 +345,6 @@ mq_xact_delivered(int32 queue_id, int64 msg_id)
 }
 
 /*
- * mq_int8_array / mq_int4_array
- *		Arrays for the statements above.
- */
-static ArrayType *
-mq_int8_array(const Datum *d, int n)
-{
-	return construct_array((Datum *) d, n, INT8OID, 8, FLOAT8PASSBYVAL,
-						   TYPALIGN_DOUBLE);
-}
-
-static ArrayType *
-mq_int4_array(const Datum *d, int n)
-{
-	return construct_array((Datum *) d, n, INT4OID, 4, true, TYPALIGN_INT);
-}
-
-/*
  * mq_attempts_deliver
  *		poll delivered the rows of SPI_tuptable (mq.message rows, locked by
  *		the poll): note each delivery, and add to the attempt of a message

@@ -644,7 +644,7 @@ mq_fetch(PG_FUNCTION_ARGS)
 
 		for (i = 0; i < (uint64) partitions; i++)
 			elems[i] = Int32GetDatum((int32) i);
-		held = construct_array(elems, partitions, INT4OID, 4, true, TYPALIGN_INT);
+		held = mq_int4_array(elems, partitions);
 	}
 	else
 	{

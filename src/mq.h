@@ -95,7 +95,8 @@ typedef struct MqQueue
  */
 #define MQ_RELAY_ADVISORY_KEY1 28017
 #define MQ_RELAY_ADVISORY_KEY2 2
-#define MQ_RELAY_ADVISORY_VERSION "0.1.0"
+/* the function of 0.2.0 on that takes MQ_LOCK_RELAY (its absence: 0.1.0) */
+#define MQ_RELAY_LOCK_FUNCTION "_lock_relay"
 
 typedef enum MqLockClass
 {
@@ -493,6 +494,8 @@ extern void mq_stmt_exec_latest(MqStmt *stmt, Datum *values, const char *nulls,
 								long count);
 extern void mq_stmt_exec_latest_write(MqStmt *stmt, Datum *values,
 									  const char *nulls, long count);
+extern ArrayType *mq_int8_array(const Datum *d, int n);
+extern ArrayType *mq_int4_array(const Datum *d, int n);
 extern struct HTAB *mq_hash_create(const char *what, Size keysize,
 								   Size entrysize, long nelem,
 								   MemoryContext cxt);

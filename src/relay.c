@@ -39,16 +39,10 @@
 #include "utils/memutils.h"
 #include "utils/uuid.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(mq_relay);
 PG_FUNCTION_INFO_V1(mq_sql_lock_relay);
-
-/* the installed version of mq */
-static MqStmt mq_stmt_relay_version = {
-	"SELECT e.extversion FROM pg_catalog.pg_extension e"
-	" WHERE e.extname OPERATOR(pg_catalog.=) 'mq'",
-	0, {InvalidOid}
-};
 
 /*
  * $1 max rows: the next batch of committed outbox rows.  Rows above the
@@ -526,24 +520,23 @@ mq_relay_lock_mq(void)
 /*
  * mq_relay_sql_is_legacy
  *		Does the installed SQL (0.1.0) take the relay lock as the advisory
- *		lock (MQ_RELAY_ADVISORY_KEY1, MQ_RELAY_ADVISORY_KEY2)?
+ *		lock (MQ_RELAY_ADVISORY_KEY1, MQ_RELAY_ADVISORY_KEY2)?  It does if
+ *		it has no mq._lock_relay(), which 0.2.0 added: one syscache probe,
+ *		not a query of pg_extension on every pass.
  */
 static bool
 mq_relay_sql_is_legacy(void)
 {
-	bool		legacy = false;
-	bool		isnull;
-	Datum		v;
+	Oid			nsp = get_namespace_oid("mq", true);
+	oidvector  *noargs = buildoidvector(NULL, 0);
+	bool		legacy;
 
-	SPI_connect();
-	mq_stmt_exec(&mq_stmt_relay_version, NULL, NULL, 0);
-	if (SPI_processed == 1)
-	{
-		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		legacy = !isnull &&
-			strcmp(TextDatumGetCString(v), MQ_RELAY_ADVISORY_VERSION) == 0;
-	}
-	SPI_finish();
+	legacy = OidIsValid(nsp) &&
+		!SearchSysCacheExists3(PROCNAMEARGSNSP,
+							   CStringGetDatum(MQ_RELAY_LOCK_FUNCTION),
+							   PointerGetDatum(noargs),
+							   ObjectIdGetDatum(nsp));
+	pfree(noargs);
 	return legacy;
 }
 

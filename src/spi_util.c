@@ -163,6 +163,23 @@ mq_stmt_exec_latest_write(MqStmt *stmt, Datum *values, const char *nulls,
 }
 
 /*
+ * mq_int8_array / mq_int4_array
+ *		bigint[] and integer[] arguments of saved statements.
+ */
+ArrayType *
+mq_int8_array(const Datum *d, int n)
+{
+	return construct_array((Datum *) d, n, INT8OID, 8, FLOAT8PASSBYVAL,
+						   TYPALIGN_DOUBLE);
+}
+
+ArrayType *
+mq_int4_array(const Datum *d, int n)
+{
+	return construct_array((Datum *) d, n, INT4OID, 4, true, TYPALIGN_INT);
+}
+
+/*
  * mq_hash_create
  *		A backend-local hash table with fixed-size binary keys, allocated in
  *		cxt (so it goes away with that context).

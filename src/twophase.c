@@ -181,12 +181,9 @@ mq_twophase_save(void)
 												TYPALIGN_CHAR));
 	values[2] = PointerGetDatum(construct_array(epochs, l.n, OIDOID, 4, true,
 												TYPALIGN_INT));
-	values[3] = PointerGetDatum(construct_array(objects, l.n, INT4OID, 4, true,
-												TYPALIGN_INT));
-	values[4] = PointerGetDatum(construct_array(items, l.n, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	values[5] = PointerGetDatum(construct_array(amounts, l.n, INT8OID, 8,
-												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	values[3] = PointerGetDatum(mq_int4_array(objects, l.n));
+	values[4] = PointerGetDatum(mq_int8_array(items, l.n));
+	values[5] = PointerGetDatum(mq_int8_array(amounts, l.n));
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
@@ -224,20 +221,12 @@ mq_twophase_pay(void)
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	t = SPI_tuptable->vals[i];
-		bool		isnull;
+		bool		isnull;		/* (every column is NOT NULL) */
 		char		kind = DatumGetChar(SPI_getbinval(t, desc, 1, &isnull));
 		Oid			e_epoch = DatumGetObjectId(SPI_getbinval(t, desc, 2, &isnull));
-		Datum		d;
-		int32		object_id;
-		int64		item;
-		int64		amount;
-
-		d = SPI_getbinval(t, desc, 3, &isnull);
-		object_id = isnull ? 0 : DatumGetInt32(d);
-		d = SPI_getbinval(t, desc, 4, &isnull);
-		item = isnull ? 0 : DatumGetInt64(d);
-		d = SPI_getbinval(t, desc, 5, &isnull);
-		amount = isnull ? 0 : DatumGetInt64(d);
+		int32		object_id = DatumGetInt32(SPI_getbinval(t, desc, 3, &isnull));
+		int64		item = DatumGetInt64(SPI_getbinval(t, desc, 4, &isnull));
+		int64		amount = DatumGetInt64(SPI_getbinval(t, desc, 5, &isnull));
 
 		if (e_epoch != epoch)
 			continue;
@@ -309,12 +298,10 @@ mq_twophase_committed(const char *gid)
 
 		SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 		values[0] = CStringGetTextDatum(gid);
-		PushActiveSnapshot(GetLatestSnapshot());
 		SPI_connect();
 		mq_stmt_exec_latest_write(&mq_stmt_take, values, NULL, 0);
 		(void) mq_twophase_pay();
 		SPI_finish();
-		PopActiveSnapshot();
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -371,14 +358,13 @@ mq_twophase_read_deliveries(const char *gid)
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Datum		v[MQ_TWOPHASE_NATTS];
-		bool		n[MQ_TWOPHASE_NATTS];
+		bool		n[MQ_TWOPHASE_NATTS];	/* (every column is NOT NULL) */
 
 		/* dirty.xmin is set only for a row whose inserter is in progress */
 		if (!TransactionIdIsValid(dirty.xmin))
 			continue;
 		heap_deform_tuple(tup, RelationGetDescr(rel), v, n);
-		if (n[1] || DatumGetChar(v[1]) != MQ_EFFECT_DELIVERED || n[2] ||
-			n[3] || n[4])
+		if (DatumGetChar(v[1]) != MQ_EFFECT_DELIVERED)
 			continue;
 		(void) mq_effect_add(&l, MQ_EFFECT_DELIVERED, DatumGetObjectId(v[2]),
 							 DatumGetInt32(v[3]), DatumGetInt64(v[4]), 1);

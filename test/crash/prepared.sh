@@ -78,6 +78,21 @@ poll_waiter() {
 	) &
 }
 
+# waiter_check FILE T_CMD WHAT [ATTEMPT]: the waiter of FILE got a message
+# within 3 s of WHAT (run at T_CMD ms), showing ATTEMPT if given
+waiter_check() {
+	local att el tend lat
+	read -r att el tend <"$1"
+	if [ -z "$tend" ]; then
+		bad "the waiter got nothing in 20 s ($3)"
+		return
+	fi
+	lat=$((tend - $2))
+	say "   waiter got attempt $att, $lat ms after $3"
+	[ "$lat" -lt 3000 ] || bad "the waiter woke $lat ms after $3 (limit 3000)"
+	[ -z "${4:-}" ] || [ "$att" = "$4" ] || bad "the redelivery shows attempt $att, wanted $4"
+}
+
 # --- 1. COMMIT PREPARED wakes a long poll ------------------------------------
 say "1. a long poll woken by COMMIT PREPARED"
 poll_waiter "$WORK/w1"
@@ -88,14 +103,7 @@ sleep 1
 tc=$(now_ms)
 q "COMMIT PREPARED 'pp_wake'" >/dev/null || bad "COMMIT PREPARED failed"
 wait
-read -r att el tend <"$WORK/w1"
-if [ -z "$tend" ]; then
-	bad "the waiter got nothing in 20 s"
-else
-	lat=$((tend - tc))
-	say "   waiter got attempt $att, $lat ms after COMMIT PREPARED"
-	[ "$lat" -lt 3000 ] || bad "the waiter woke $lat ms after COMMIT PREPARED (limit 3000)"
-fi
+waiter_check "$WORK/w1" "$tc" "COMMIT PREPARED"
 q "SELECT mq.ack('pq', msg_id) FROM mq.queue_message m JOIN mq.queue q USING (queue_id) WHERE q.queue_name = 'pq'" >/dev/null
 
 # --- 2. ROLLBACK PREPARED of a locked-mode poll wakes a long poll -----------
@@ -108,15 +116,7 @@ sleep 1
 tc=$(now_ms)
 q "ROLLBACK PREPARED 'pp_locked'" >/dev/null || bad "ROLLBACK PREPARED failed"
 wait
-read -r att el tend <"$WORK/w2"
-if [ -z "$tend" ]; then
-	bad "the waiter got nothing in 20 s"
-else
-	lat=$((tend - tc))
-	say "   waiter got attempt $att, $lat ms after ROLLBACK PREPARED"
-	[ "$lat" -lt 3000 ] || bad "the waiter woke $lat ms after ROLLBACK PREPARED (limit 3000)"
-	[ "$att" = 2 ] || bad "the redelivery shows attempt $att, wanted 2"
-fi
+waiter_check "$WORK/w2" "$tc" "ROLLBACK PREPARED" 2
 q "SELECT mq.ack('pq', msg_id) FROM mq.queue_message m JOIN mq.queue q USING (queue_id) WHERE q.queue_name = 'pq'" >/dev/null
 
 # --- 3. COMMIT PREPARED pokes the relay --------------------------------------
@@ -169,14 +169,7 @@ for i in $(seq 1 3); do q "COMMIT PREPARED 'pp_send_$i'" >/dev/null || bad "COMM
 for i in $(seq 4 6); do q "COMMIT PREPARED 'pp_send_$i'" >/dev/null || bad "COMMIT PREPARED pp_send_$i failed"; done
 for i in $(seq 1 4); do q "ROLLBACK PREPARED 'pp_poll_$i'" >/dev/null || bad "ROLLBACK PREPARED pp_poll_$i failed"; done
 wait
-read -r att el tend <"$WORK/w4"
-if [ -z "$tend" ]; then
-	bad "the waiter got nothing after the restart"
-else
-	lat=$((tend - tc))
-	say "   waiter after the restart woke $lat ms after the first COMMIT PREPARED"
-	[ "$lat" -lt 3000 ] || bad "the waiter woke $lat ms after COMMIT PREPARED (limit 3000)"
-fi
+waiter_check "$WORK/w4" "$tc" "the first COMMIT PREPARED after the restart"
 after=$(q "SELECT total_sent FROM mq.queue_stats WHERE queue_name = 'pq'")
 distinct=$(q "SELECT count(DISTINCT (payload->>'t', payload->>'k')) FROM mq.queue_message m JOIN mq.queue q USING (queue_id) WHERE q.queue_name = 'pq' AND payload ? 't'")
 rows=$(q "SELECT count(*) FROM mq.queue_message m JOIN mq.queue q USING (queue_id) WHERE q.queue_name = 'pq' AND payload ? 't'")
